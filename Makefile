@@ -1,0 +1,52 @@
+# Aiguilleur: the two commands a fresh machine needs are `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+CONFIG ?= config/example
+LOG_LEVEL ?= info
+# Debian packages the tests drive as real peers (SIPp, TLS wrapper, OpenSSL CLI).
+TEST_DEBS ?= sip-tester socat openssl
+# Extra peers used only by benchmarks.
+BENCH_DEBS ?= sip-tester kamailio
+
+.PHONY: run test lint unit bench deps test-deps clean check
+
+$(VENV)/.base: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.test: $(VENV)/.base pyproject.toml
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+deps: $(VENV)/.base
+
+test-deps: $(VENV)/.test
+	@bash deploy/ensure-debs.sh $(TEST_DEBS)
+
+run: $(VENV)/.base
+	$(VENV)/bin/aiguilleur run --config $(CONFIG) --log-level $(LOG_LEVEL)
+
+check: $(VENV)/.base
+	$(VENV)/bin/aiguilleur check $(CONFIG)
+
+lint: $(VENV)/.test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy switch routing media ivr bench tests
+	$(VENV)/bin/lint-imports
+
+unit: $(VENV)/.test
+	$(PY) -m pytest tests/unit -q
+
+test: test-deps lint
+	$(PY) -m pytest -q
+
+bench: test-deps
+	@bash deploy/ensure-debs.sh $(BENCH_DEBS)
+	@for b in bench/*.py; do echo "# $$b" >&2; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache

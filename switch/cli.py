@@ -1,0 +1,72 @@
+"""The ``aiguilleur`` command line.
+
+Subcommands import their module lazily so ``aiguilleur check`` starts fast and
+does not pull in the asyncio stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from switch import __version__
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aiguilleur", description="SIP call-routing engine (B2BUA, registrar, routing)"
+    )
+    parser.add_argument("--version", action="version", version=f"aiguilleur {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the switch until SIGTERM/SIGINT")
+    run.add_argument("--config", required=True, metavar="DIR", help="configuration directory")
+    run.add_argument("--log-level", default="info", choices=LOG_LEVELS)
+    run.add_argument("--data-dir", metavar="DIR", help="override the data directory")
+
+    check = sub.add_parser("check", help="validate a configuration directory (exit 1 on errors)")
+    check.add_argument("config", metavar="DIR")
+
+    explain = sub.add_parser("explain", help="show how a call would be routed, step by step")
+    explain.add_argument("config", metavar="DIR")
+    explain.add_argument("--to", required=True, dest="to", metavar="NUMBER")
+    explain.add_argument("--from", dest="from_", default=None, metavar="NUMBER")
+    explain.add_argument("--at", default=None, metavar="ISO-8601", help="arrival time")
+    explain.add_argument(
+        "--outcomes",
+        default="",
+        metavar="LIST",
+        help="comma-separated outcomes fed to the engine in order "
+        "(busy, no_answer, unreachable, rejected, answered, limit)",
+    )
+    explain.add_argument("--json", action="store_true", help="machine-readable output")
+
+    schema = sub.add_parser("routing-schema", help="write the JSON Schema of routing programs")
+    schema.add_argument("--output", "-o", default=None, metavar="FILE", help="default: stdout")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "run":
+        from switch.app import run_command
+
+        return run_command(args)
+    if args.command == "check":
+        from switch.check import check_command
+
+        return check_command(args)
+    if args.command in ("explain", "routing-schema"):
+        from switch import cli_routing
+
+        if args.command == "explain":
+            return cli_routing.explain_command(args)
+        return cli_routing.schema_command(args)
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

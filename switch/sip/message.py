@@ -1,0 +1,325 @@
+"""SIP requests and responses: the data model and its serialisation (RFC 3261 §7).
+
+Parsing lives in ``switch.sip.parser`` (``parse_message(bytes)``); this module is
+what every layer above manipulates. Header fields are kept as text, in order,
+one entry per value; typed views (``Via``, ``NameAddr``, ``CSeq``) are parsed on
+demand by the properties below.
+
+Serialisation always writes one field per line with canonical names and a
+Content-Length that matches the body, so ``parse_message(msg.to_bytes()) == msg``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from switch.sip.headers import (
+    CSeq,
+    NameAddr,
+    Via,
+    canonical_name,
+    parse_cseq,
+    parse_name_addr,
+    parse_via,
+)
+from switch.sip.uri import Uri
+
+SIP_VERSION = "SIP/2.0"
+
+REASON_PHRASES: dict[int, str] = {
+    100: "Trying",
+    180: "Ringing",
+    181: "Call Is Being Forwarded",
+    182: "Queued",
+    183: "Session Progress",
+    199: "Early Dialog Terminated",
+    200: "OK",
+    202: "Accepted",
+    204: "No Notification",
+    300: "Multiple Choices",
+    301: "Moved Permanently",
+    302: "Moved Temporarily",
+    305: "Use Proxy",
+    380: "Alternative Service",
+    400: "Bad Request",
+    401: "Unauthorized",
+    402: "Payment Required",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    407: "Proxy Authentication Required",
+    408: "Request Timeout",
+    410: "Gone",
+    413: "Request Entity Too Large",
+    414: "Request-URI Too Long",
+    415: "Unsupported Media Type",
+    416: "Unsupported URI Scheme",
+    420: "Bad Extension",
+    421: "Extension Required",
+    422: "Session Interval Too Small",
+    423: "Interval Too Brief",
+    480: "Temporarily Unavailable",
+    481: "Call/Transaction Does Not Exist",
+    482: "Loop Detected",
+    483: "Too Many Hops",
+    484: "Address Incomplete",
+    485: "Ambiguous",
+    486: "Busy Here",
+    487: "Request Terminated",
+    488: "Not Acceptable Here",
+    489: "Bad Event",
+    491: "Request Pending",
+    493: "Undecipherable",
+    500: "Server Internal Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Server Time-out",
+    505: "Version Not Supported",
+    513: "Message Too Large",
+    600: "Busy Everywhere",
+    603: "Decline",
+    604: "Does Not Exist Anywhere",
+    606: "Not Acceptable",
+}
+
+
+class Headers:
+    """Ordered multi-map of header fields: ``(canonical name, value text)``.
+
+    Lookups are case-insensitive and accept compact forms (``headers.get("i")``
+    is the Call-ID). Unknown headers are kept, in order.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        self._items: list[tuple[str, str]] = [(canonical_name(n), v) for n, v in items]
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        key = canonical_name(name)
+        for n, v in self._items:
+            if n == key:
+                return v
+        return default
+
+    def get_all(self, name: str) -> list[str]:
+        key = canonical_name(name)
+        return [v for n, v in self._items if n == key]
+
+    def add(self, name: str, value: str) -> None:
+        """Append a field at the end."""
+        self._items.append((canonical_name(name), value))
+
+    def prepend(self, name: str, value: str) -> None:
+        """Insert before the first field of that name (or at the top): Via, Record-Route."""
+        key = canonical_name(name)
+        for i, (n, _) in enumerate(self._items):
+            if n == key:
+                self._items.insert(i, (key, value))
+                return
+        self._items.insert(0, (key, value))
+
+    def set(self, name: str, value: str) -> None:
+        """Replace every field of that name by one, where the first one stood."""
+        key = canonical_name(name)
+        for i, (n, _) in enumerate(self._items):
+            if n == key:
+                self._items[i] = (key, value)
+                self._items[i + 1 :] = [(n2, v2) for n2, v2 in self._items[i + 1 :] if n2 != key]
+                return
+        self._items.append((key, value))
+
+    def remove(self, name: str) -> None:
+        key = canonical_name(name)
+        self._items = [(n, v) for n, v in self._items if n != key]
+
+    def pop_first(self, name: str) -> str | None:
+        """Remove and return the first field of that name (top Via on a response)."""
+        key = canonical_name(name)
+        for i, (n, v) in enumerate(self._items):
+            if n == key:
+                del self._items[i]
+                return v
+        return None
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        key = canonical_name(name)
+        return any(n == key for n, _ in self._items)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Headers):
+            return NotImplemented
+        return self._items == other._items
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"
+
+    def copy(self) -> Headers:
+        h = Headers()
+        h._items = list(self._items)
+        return h
+
+
+class _MessageViews:
+    """Typed accessors shared by requests and responses."""
+
+    __slots__ = ()
+    headers: Headers
+    body: bytes
+
+    @property
+    def call_id(self) -> str:
+        return self.headers.get("Call-ID") or ""
+
+    @property
+    def cseq(self) -> CSeq:
+        return parse_cseq(self.headers.get("CSeq") or "")
+
+    @property
+    def vias(self) -> list[Via]:
+        return [parse_via(v) for v in self.headers.get_all("Via")]
+
+    @property
+    def top_via(self) -> Via:
+        top = self.headers.get("Via")
+        if top is None:
+            from switch.sip.errors import ParseError
+
+            raise ParseError("Missing Via")
+        return parse_via(top)
+
+    @property
+    def branch(self) -> str | None:
+        return self.top_via.branch
+
+    @property
+    def from_(self) -> NameAddr:
+        return parse_name_addr(self.headers.get("From") or "")
+
+    @property
+    def to(self) -> NameAddr:
+        return parse_name_addr(self.headers.get("To") or "")
+
+    @property
+    def from_tag(self) -> str | None:
+        return self.from_.tag
+
+    @property
+    def to_tag(self) -> str | None:
+        return self.to.tag
+
+    @property
+    def content_type(self) -> str | None:
+        value = self.headers.get("Content-Type")
+        return value.split(";", 1)[0].strip().lower() if value else None
+
+    def _serialize(self, start_line: str) -> bytes:
+        lines = [start_line]
+        wrote_length = False
+        for name, value in self.headers:
+            if name == "Content-Length":
+                if wrote_length:
+                    continue
+                value = str(len(self.body))
+                wrote_length = True
+            lines.append(f"{name}: {value}")
+        if not wrote_length:
+            lines.append(f"Content-Length: {len(self.body)}")
+        lines.append("")
+        lines.append("")
+        return "\r\n".join(lines).encode("utf-8") + self.body
+
+
+@dataclass(slots=True, eq=True)
+class Request(_MessageViews):
+    method: str
+    uri: Uri
+    headers: Headers = field(default_factory=Headers)
+    body: bytes = b""
+    version: str = SIP_VERSION
+
+    def to_bytes(self) -> bytes:
+        return self._serialize(f"{self.method} {self.uri} {self.version}")
+
+    def __bytes__(self) -> bytes:
+        return self.to_bytes()
+
+
+@dataclass(slots=True, eq=True)
+class Response(_MessageViews):
+    status: int
+    reason: str = ""
+    headers: Headers = field(default_factory=Headers)
+    body: bytes = b""
+    version: str = SIP_VERSION
+
+    @property
+    def is_provisional(self) -> bool:
+        return self.status < 200
+
+    @property
+    def is_final(self) -> bool:
+        return self.status >= 200
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status < 300
+
+    def to_bytes(self) -> bytes:
+        reason = self.reason or REASON_PHRASES.get(self.status, "")
+        return self._serialize(f"{self.version} {self.status} {reason}")
+
+    def __bytes__(self) -> bytes:
+        return self.to_bytes()
+
+
+Message = Request | Response
+
+# Headers a response copies from its request (RFC 3261 §8.2.6.2).
+_COPIED = ("Via", "From", "To", "Call-ID", "CSeq")
+
+
+def make_response(
+    request: Request,
+    status: int,
+    reason: str | None = None,
+    *,
+    to_tag: str | None = None,
+    extra: Iterable[tuple[str, str]] = (),
+    body: bytes = b"",
+) -> Response:
+    """Build a response to ``request`` (RFC 3261 §8.2.6).
+
+    Via, From, To, Call-ID and CSeq are copied; ``to_tag`` is added to To when
+    the request's To has none (never for 100 Trying). A 100 copies Timestamp.
+    """
+    headers = Headers()
+    for name in _COPIED:
+        for value in request.headers.get_all(name):
+            if name == "To" and to_tag and status != 100:
+                to = parse_name_addr(value)
+                if to.tag is None:
+                    to.params["tag"] = to_tag
+                    value = str(to)
+            headers.add(name, value)
+    if status == 100 and "Timestamp" in request.headers:
+        headers.add("Timestamp", request.headers.get("Timestamp") or "")
+    for name, value in extra:
+        headers.add(name, value)
+    return Response(
+        status=status,
+        reason=reason if reason is not None else REASON_PHRASES.get(status, ""),
+        headers=headers,
+        body=body,
+    )

@@ -36,7 +36,7 @@ lint: $(VENV)/.test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy switch routing media ivr bench tests
-	$(VENV)/bin/lint-imports
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit/test_layering.py
 
 unit: $(VENV)/.test
 	$(PY) -m pytest tests/unit -q

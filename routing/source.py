@@ -35,7 +35,9 @@ class ConfigError:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.col}"
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        return (
+            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        )
 
 
 class ConfigErrors(Exception):
@@ -80,9 +82,14 @@ class YamlDocument:
             elif isinstance(node, CommentedMap | CommentedSeq):
                 # A discriminated-union tag or a validator name in pydantic's loc:
                 # not a YAML node, stay where we are.
-                if isinstance(node, CommentedMap) and node.lc.line is not None and (line, col) == (
-                    1,
-                    1,
+                if (
+                    isinstance(node, CommentedMap)
+                    and node.lc.line is not None
+                    and (line, col)
+                    == (
+                        1,
+                        1,
+                    )
                 ):
                     line, col = node.lc.line + 1, node.lc.col + 1
                 continue

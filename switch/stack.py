@@ -1,0 +1,298 @@
+"""The SIP stack: the asyncio pump around the pure layers.
+
+    bytes ──> parser ──> stamp received/rport ──┬─> StatelessCore ──> response bytes
+                                                └─> TransactionLayer ──> events ──> handler
+                                                          │
+                               datagrams_to_send() <──────┘ ──> Transport.send()
+                               get_timer() ──> one loop.call_at
+
+Everything that happens to the pure layers happens here, with ``now`` taken
+from the loop's monotonic clock:
+
+- a datagram or a framed stream message is parsed; a request gets its top Via
+  stamped (``received``/``rport``, RFC 3261 §18.2.1, RFC 3581 §4);
+- requests the stateless core answers (OPTIONS, 405, 420, 483, ...) are answered
+  at once, without a transaction (RFC 3261 §8.2.7); everything else (ACK,
+  responses, and the methods a transaction user registers for) goes into the
+  transaction layer, whose events go to the handler;
+- after every input the layer's datagrams are sent and its single deadline is
+  (re)armed as one ``loop.call_at``;
+- a message the parser refuses is answered with the error's status and reason
+  when enough of it was understood (400, 416, 513), otherwise dropped. No input
+  ever stops the stack: an unexpected exception is logged and the message dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import ssl
+from collections import Counter
+from collections.abc import Callable
+
+from switch.log import log_sip
+from switch.sip import via as sip_via
+from switch.sip.core import StatelessCore
+from switch.sip.endpoint import Endpoint
+from switch.sip.errors import MessageTooLarge, ParseError, SipError
+from switch.sip.events import Event, RequestReceived
+from switch.sip.headers import parse_via
+from switch.sip.message import Headers, Request, Response
+from switch.sip.parser import parse_message
+from switch.sip.transaction import ClientKey
+from switch.sip.transaction_layer import TransactionLayer
+from switch.transport import ListenAddress, Transport, TransportLimits
+
+log = logging.getLogger(__name__)
+
+DEBUG = logging.DEBUG
+# RFC 3261 §18.1.1: "If a request is within 200 bytes of the path MTU, or if it is
+# larger than 1300 bytes and the path MTU is unknown, the request MUST be sent
+# using an RFC 2914 congestion controlled transport protocol, such as TCP."
+MTU_MARGIN = 200
+# The most we parse of an oversized message to answer it 513.
+HEAD_LIMIT = 65536
+
+EventHandler = Callable[[Event], None]
+
+
+def new_branch() -> str:
+    """A fresh, unguessable branch with the RFC 3261 magic cookie (§8.1.1.7)."""
+    return "z9hG4bK" + secrets.token_hex(10)
+
+
+class Stack:
+    """Owns the transaction layer and the transports; pumps between them."""
+
+    def __init__(
+        self,
+        core: StatelessCore,
+        layer: TransactionLayer,
+        *,
+        limits: TransportLimits | None = None,
+        udp_mtu: int = 1500,
+        server_ssl: ssl.SSLContext | None = None,
+        client_ssl: ssl.SSLContext | None = None,
+        on_event: EventHandler | None = None,
+    ) -> None:
+        self.core = core
+        self.layer = layer
+        self.loop = asyncio.get_running_loop()
+        self.limits = limits or TransportLimits()
+        self.max_udp_request = udp_mtu - MTU_MARGIN
+        self.transport = Transport(
+            self, limits=self.limits, server_ssl=server_ssl, client_ssl=client_ssl, loop=self.loop
+        )
+        self.on_event: EventHandler = on_event or self._default_event
+        self.stats: Counter[str] = Counter()
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None
+        self._closed = False
+        self._errors_logged = 0
+
+    # -- lifecycle ------------------------------------------------------------------
+    async def start(self, listeners: list[ListenAddress]) -> None:
+        await self.transport.start(listeners)
+
+    async def stop_accepting(self) -> None:
+        await self.transport.stop_accepting()
+
+    def busy(self) -> bool:
+        """True while the transaction layer has live transactions."""
+        return len(self.layer) > 0
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        await self.transport.close()
+
+    # -- TransportUser ----------------------------------------------------------------
+    def datagram_received(self, data: bytes, source: Endpoint) -> None:
+        self.stats["received"] += 1
+        try:
+            message = parse_message(data, max_size=self.limits.max_message_size)
+        except ParseError as exc:
+            self._refused(exc, source, data)
+            return
+        except Exception:
+            self._unexpected("parse", source)
+            return
+        self._receive(message, source)
+
+    # Framed stream messages are parsed exactly like datagrams.
+    stream_message_received = datagram_received
+
+    def stream_error(self, error: ParseError, source: Endpoint, chunk: bytes) -> None:
+        self._refused(error, source, chunk)
+
+    def transport_error(self, dest: Endpoint, error: Exception) -> None:
+        self.stats["transport_errors"] += 1
+        try:
+            self.layer.transport_error(dest, self.loop.time())
+        except Exception:
+            self._unexpected("transport_error", dest)
+            return
+        self._pump()
+
+    # -- intents (used by transaction users) -------------------------------------------
+    def send_request(self, request: Request, dest: Endpoint) -> ClientKey:
+        """Start a client transaction for ``request`` towards ``dest``.
+
+        §18.1.1: a request too large for UDP goes over TCP instead, and "If this
+        causes a change in the transport protocol from the one indicated in the
+        top Via, the value in the top Via MUST be changed."
+        """
+        if dest.transport == "UDP" and len(request.to_bytes()) > self.max_udp_request:
+            dest = Endpoint("TCP", dest.host, dest.port)
+            top = request.headers.get("Via")
+            if top is not None:
+                via = parse_via(top)
+                if via.transport == "UDP":
+                    via.transport = "TCP"
+                    _set_top_via(request, str(via))
+        key = self.layer.send_request(request, dest, self.loop.time())
+        self._pump()
+        return key
+
+    def send_response(self, response: Response) -> None:
+        self.layer.send_response(response, self.loop.time())
+        self._pump()
+
+    # -- the pump -------------------------------------------------------------------------
+    def _receive(self, message: Request | Response, source: Endpoint) -> None:
+        try:
+            if isinstance(message, Request):
+                sip_via.stamp_received(message, source)
+                if log.isEnabledFor(DEBUG):
+                    log_sip(log, DEBUG, "sip.in", message, source)
+                response = self.core.answer(message)
+                if response is not None:
+                    self._send_stateless(message, response, source)
+                    return
+            elif log.isEnabledFor(DEBUG):
+                log_sip(log, DEBUG, "sip.in", message, source)
+            self.layer.receive(message, source, self.loop.time())
+        except ParseError as exc:
+            # A header the parser let through but a layer could not read: answer
+            # with what the request has (its Via was checked by the parser).
+            if isinstance(message, Request) and message.method != "ACK":
+                try:
+                    self._send_stateless(message, self.core.reject(message, exc), source)
+                except Exception:
+                    self._unexpected("reject", source, message)
+            return
+        except Exception:
+            self._unexpected("receive", source, message)
+            return
+        self._pump()
+
+    def _send_stateless(self, request: Request, response: Response, source: Endpoint) -> None:
+        dest = sip_via.response_destination(request.top_via, source)
+        if dest.transport != source.transport:
+            # A UDP request whose Via says TCP (or TLS): answer over UDP. Opening a
+            # connection because an unauthenticated datagram asked for one would
+            # let spoofed requests make the switch connect anywhere.
+            dest = Endpoint(source.transport, dest.host, dest.port)
+        self.stats[f"answered_{response.status}"] += 1
+        if log.isEnabledFor(DEBUG):
+            log_sip(log, DEBUG, "sip.out", response, dest, stateless=True)
+        self.transport.send(response.to_bytes(), dest)
+
+    def _pump(self) -> None:
+        layer = self.layer
+        for _ in range(10_000):  # bounded: a handler that loops cannot hang the loop
+            for data, dest in layer.datagrams_to_send():
+                self.transport.send(data, dest)
+            event = layer.next_event()
+            if event is None:
+                break
+            try:
+                self.on_event(event)
+            except Exception:
+                log.exception("handler.failed", extra={"event": type(event).__name__})
+        self._rearm()
+
+    def _rearm(self) -> None:
+        deadline = self.layer.get_timer()
+        if deadline == self._deadline or self._closed:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._deadline = deadline
+        if deadline is not None:
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._deadline = None
+        try:
+            self.layer.handle_timer(self.loop.time())
+        except Exception:
+            self._unexpected("timer", None)
+        self._pump()
+
+    def _default_event(self, event: Event) -> None:
+        """With no transaction user: answer requests the core left to a transaction."""
+        if isinstance(event, RequestReceived):
+            self.layer.send_response(self.core.reply(event.request, 480), self.loop.time())
+        elif log.isEnabledFor(DEBUG):
+            log.debug("event", extra={"event": type(event).__name__})
+
+    # -- errors -----------------------------------------------------------------------------
+    def _refused(self, exc: ParseError, source: Endpoint, data: bytes = b"") -> None:
+        """Answer what the parser refused when it can be answered, else drop it."""
+        self.stats[f"refused_{exc.status_code}"] += 1
+        partial = exc.partial if exc.respondable else None
+        if partial is None and isinstance(exc, MessageTooLarge):
+            partial = self._head_of(data)
+        if not isinstance(partial, Request) or partial.method == "ACK":
+            if log.isEnabledFor(DEBUG):
+                log.debug("sip.dropped", extra={"peer": str(source), "reason": str(exc)})
+            return
+        try:
+            sip_via.stamp_received(partial, source)
+            self._send_stateless(partial, self.core.reject(partial, exc), source)
+        except SipError as again:
+            if log.isEnabledFor(DEBUG):
+                log.debug("sip.dropped", extra={"peer": str(source), "reason": str(again)})
+        except Exception:
+            self._unexpected("reject", source, partial)
+
+    def _head_of(self, data: bytes) -> Request | None:
+        """The request whose header section starts ``data``, body left out (for 513)."""
+        end = data.find(b"\r\n\r\n", 0, HEAD_LIMIT)
+        if end < 0:
+            return None
+        message: object
+        try:
+            message = parse_message(data[: end + 4], max_size=HEAD_LIMIT)
+        except ParseError as exc:
+            message = exc.partial if exc.respondable else None
+        except Exception:
+            return None
+        return message if isinstance(message, Request) else None
+
+    def _unexpected(
+        self, where: str, source: Endpoint | None, message: Request | Response | None = None
+    ) -> None:
+        """A bug met a message: log (the first ten, then every thousandth) and go on."""
+        self.stats["internal_errors"] += 1
+        self._errors_logged += 1
+        n = self._errors_logged
+        if n <= 10 or n % 1000 == 0:
+            call_id = message.headers.get("Call-ID") if message is not None else None
+            log.exception(
+                "internal.error",
+                extra={"where": where, "peer": str(source), "call_id": call_id, "count": n},
+            )
+
+
+def _set_top_via(request: Request, value: str) -> None:
+    items = list(request.headers)
+    first = next(i for i, (name, _) in enumerate(items) if name == "Via")
+    items[first] = ("Via", value)
+    request.headers = Headers(items)

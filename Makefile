@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 CONFIG ?= config/example
-LOG_LEVEL ?= info
+LOG_LEVEL ?=
 # Debian packages the tests drive as real peers (SIPp, TLS wrapper, OpenSSL CLI).
 TEST_DEBS ?= sip-tester socat openssl
 # Extra peers used only by benchmarks.
@@ -27,7 +27,7 @@ test-deps: $(VENV)/.test
 	@bash deploy/ensure-debs.sh $(TEST_DEBS)
 
 run: $(VENV)/.base
-	$(VENV)/bin/aiguilleur run --config $(CONFIG) --log-level $(LOG_LEVEL)
+	$(VENV)/bin/aiguilleur run --config $(CONFIG) $(if $(LOG_LEVEL),--log-level $(LOG_LEVEL))
 
 check: $(VENV)/.base
 	$(VENV)/bin/aiguilleur check $(CONFIG)

@@ -24,7 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the switch until SIGTERM/SIGINT")
     run.add_argument("--config", required=True, metavar="DIR", help="configuration directory")
-    run.add_argument("--log-level", default="info", choices=LOG_LEVELS)
+    run.add_argument(
+        "--log-level", default=None, choices=LOG_LEVELS, help="default: switch.yaml, else info"
+    )
     run.add_argument("--data-dir", metavar="DIR", help="override the data directory")
 
     check = sub.add_parser("check", help="validate a configuration directory (exit 1 on errors)")

@@ -117,7 +117,10 @@ def response_destination(top_via: Via, source: Endpoint) -> Endpoint:
     """
     if source.reliable:
         return source
-    transport = top_via.transport.upper()
+    # A request that came over UDP is answered over UDP whatever transport its
+    # Via names: otherwise a forged Via could make us open TCP/TLS connections
+    # to any host (the request's own transport is the only one we know works).
+    transport = source.transport
     port = top_via.port if top_via.port is not None else default_port(transport)
     maddr = top_via.params.get("maddr")
     if maddr:

@@ -138,6 +138,12 @@ def test_request_without_via_is_left_alone() -> None:
             id="sent-by",
         ),
         pytest.param(
+            "SIP/2.0/TCP 198.51.100.9:5060;branch=z9hG4bK1;received=192.0.2.10",
+            UDP_SOURCE,
+            Endpoint("UDP", "192.0.2.10", 5060),
+            id="forged-tcp-via-over-udp-is-answered-over-udp",
+        ),
+        pytest.param(
             "SIP/2.0/UDP [2001:db8::1];branch=z9hG4bK1",
             Endpoint("UDP", "2001:db8::1", 5060),
             Endpoint("UDP", "2001:db8::1", 5060),

@@ -46,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("--json", action="store_true", help="machine-readable output")
 
+    regs = sub.add_parser("registrations", help="list the current registrations (bindings)")
+    regs.add_argument("config", metavar="DIR")
+    regs.add_argument("--json", action="store_true", help="machine-readable output")
+    regs.add_argument("--aor", default=None, metavar="URI", help="only this address-of-record")
+    regs.add_argument("--data-dir", metavar="DIR", help="override the data directory")
+
     schema = sub.add_parser("routing-schema", help="write the JSON Schema of routing programs")
     schema.add_argument("--output", "-o", default=None, metavar="FILE", help="default: stdout")
     return parser
@@ -61,6 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from switch.check import check_command
 
         return check_command(args)
+    if args.command == "registrations":
+        from switch.registrations import registrations_command
+
+        return registrations_command(args)
     if args.command in ("explain", "routing-schema"):
         from switch import cli_routing
 

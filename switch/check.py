@@ -14,13 +14,18 @@ from routing.source import ConfigError, ConfigErrors
 
 
 def check_directory(config_dir: Path) -> list[ConfigError]:
-    """All errors of ``config_dir``: switch settings and routing programs."""
+    """All errors of ``config_dir``: switch settings, directory and routing programs."""
     from routing.loader import load_library
+    from switch.directory import load_directory
     from switch.settings import load_settings
 
     errors: list[ConfigError] = []
     try:
         load_settings(config_dir)
+    except ConfigErrors as exc:
+        errors.extend(exc.errors)
+    try:
+        load_directory(config_dir)
     except ConfigErrors as exc:
         errors.extend(exc.errors)
     if (config_dir / "routing").is_dir():

@@ -52,6 +52,20 @@ def build_parser() -> argparse.ArgumentParser:
     regs.add_argument("--aor", default=None, metavar="URI", help="only this address-of-record")
     regs.add_argument("--data-dir", metavar="DIR", help="override the data directory")
 
+    passwd = sub.add_parser(
+        "passwd",
+        help="print the ha1: lines of a line's password, or hash the clear secrets of a directory",
+    )
+    passwd.add_argument("extension", nargs="?", metavar="EXTENSION")
+    passwd.add_argument("--domain", metavar="DOMAIN", help="the company's SIP domain (realm)")
+    passwd.add_argument(
+        "--password", default=None, help="default: read from stdin (no echo on a terminal)"
+    )
+    passwd.add_argument("--pin", action="store_true", help="hash a voicemail PIN (pin_hash:)")
+    passwd.add_argument(
+        "--rewrite", metavar="DIR", help="replace every password:/pin: of DIR/directory.yaml"
+    )
+
     schema = sub.add_parser("routing-schema", help="write the JSON Schema of routing programs")
     schema.add_argument("--output", "-o", default=None, metavar="FILE", help="default: stdout")
     return parser
@@ -67,6 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from switch.check import check_command
 
         return check_command(args)
+    if args.command == "passwd":
+        from switch.passwd import passwd_command
+
+        return passwd_command(args)
     if args.command == "registrations":
         from switch.registrations import registrations_command
 

@@ -130,6 +130,8 @@ DEFAULT_PRECEDENCE: tuple[FailCause, ...] = (
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _DIGITS = re.compile(r"^\+?[0-9]{2,15}$")
+# Extensions (401) and short numbers (3900, 116000) may be written without quotes.
+MAX_UNQUOTED_DIGITS = 6
 _SEPARATORS = re.compile(r"[\s.\-()]")
 
 
@@ -156,6 +158,13 @@ def _phone(value: Any) -> Any:
             raise PydanticCustomError(
                 "phone",
                 "write this number in quotes: YAML reads a leading 0 as an integer",
+            )
+        if len(str(abs(value))) > MAX_UNQUOTED_DIGITS:
+            # ``+33800100100`` unquoted is the integer 33800100100: its '+' is
+            # already gone, so only short numbers and extensions may go unquoted.
+            raise PydanticCustomError(
+                "phone",
+                "write this number in quotes: YAML reads an unquoted number as an integer",
             )
         value = str(value)
     if isinstance(value, str):

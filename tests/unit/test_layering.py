@@ -27,6 +27,8 @@ RULES: dict[str, set[str]] = {
     "media/tone.py": IO_MODULES | {"switch"},
     "media/player.py": IO_MODULES | {"switch"},
     "media/ports.py": IO_MODULES | {"switch"},
+    "media/rtp.py": IO_MODULES | {"switch"},
+    "media/g711.py": IO_MODULES | {"switch"},
 }
 # switch.sip may import itself.
 ALLOWED = {"switch/sip": {"switch.sip"}}

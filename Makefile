@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 CONFIG ?= config/example
 LOG_LEVEL ?=
 # Debian packages the tests drive as real peers (SIPp, TLS wrapper, OpenSSL CLI).
-TEST_DEBS ?= sip-tester socat openssl
+TEST_DEBS ?= sip-tester socat openssl sipvicious
 # Extra peers used only by benchmarks.
 BENCH_DEBS ?= sip-tester kamailio
 

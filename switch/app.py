@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
 import socket
 import ssl
@@ -30,9 +31,12 @@ from pathlib import Path
 
 from routing.source import ConfigErrors
 from switch import __version__
+from switch.directory import DIRECTORY_FILE, Directory, load_directory, rewrite_clear_passwords
+from switch.location import AsyncStore, LocationStoreError, SqliteLocationStore, location_db_path
 from switch.log import LEVELS, configure_logging
+from switch.registrar_service import BanGate, RegistrarService, StackPort, load_nonce_secret
 from switch.settings import Settings, load_settings
-from switch.sip.core import Capabilities, StatelessCore
+from switch.sip.core import DEFAULT_ALLOW, Capabilities, StatelessCore
 from switch.sip.transaction import TimerConfig
 from switch.sip.transaction_layer import TransactionLayer
 from switch.stack import Stack, new_branch
@@ -74,9 +78,32 @@ def _sd_notify(state: str) -> None:
 
 def capabilities(settings: Settings) -> Capabilities:
     return Capabilities(
+        allow=(*DEFAULT_ALLOW, "REGISTER"),
+        # REGISTER goes to a server transaction and the registrar service.
+        stateful=("REGISTER",),
         server=f"{settings.sip.server_name}/{__version__}",
         tag_secret=os.urandom(16),
     )
+
+
+def load_company_directory(config_dir: Path) -> Directory:
+    """``DIR/directory.yaml``, its clear passwords replaced by HA1s in the file first.
+
+    Raises ``ConfigErrors``. When clear secrets cannot be rewritten (read-only
+    file), a warning says so and the switch works from the loaded copy.
+    """
+    directory = load_directory(config_dir)
+    path = config_dir / DIRECTORY_FILE
+    if path.is_file():
+        count = rewrite_clear_passwords(path)
+        if count:
+            log.info("directory.passwords_hashed", extra={"file": str(path), "count": count})
+        elif re.search(r"^\s*-?\s*(password|pin)\s*:", path.read_text(encoding="utf-8"), re.M):
+            log.warning(
+                "directory.clear_passwords",
+                extra={"file": str(path), "detail": "could not rewrite clear passwords as HA1"},
+            )
+    return directory
 
 
 class Server:
@@ -90,6 +117,7 @@ class Server:
         self.force_exit = asyncio.Event()
         self.ready = asyncio.Event()
         self.stack: Stack | None = None
+        self.registrar: RegistrarService | None = None
 
     def handle_exit(self, signum: int) -> None:
         if self.should_exit.is_set():
@@ -117,6 +145,18 @@ class Server:
                 except (OSError, ssl.SSLError, ValueError) as exc:
                     log.error("tls.failed", extra={"error": str(exc)})
                     return 1
+            try:
+                directory = load_company_directory(self.settings.config_dir)
+            except ConfigErrors as exc:
+                for error in exc.errors:
+                    log.error("directory.invalid", extra={"error": str(error)})
+                return 1
+            try:
+                sync_store = SqliteLocationStore(location_db_path(self.data_dir))
+                nonce_secret = load_nonce_secret(self.data_dir)
+            except (LocationStoreError, OSError) as exc:
+                log.error("registrar.store_failed", extra={"error": str(exc)})
+                return 1
             timers = sip.timers
             layer = TransactionLayer(
                 config=TimerConfig(t1=timers.t1, t2=timers.t2, t4=timers.t4),
@@ -137,13 +177,31 @@ class Server:
                 server_ssl=server_ssl,
                 client_ssl=client_ssl,
             )
+            self.registrar = registrar = RegistrarService(
+                StackPort(stack),
+                stack.core,
+                directory=directory,
+                store=AsyncStore(sync_store),
+                settings=self.settings.registrar,
+                nonce_secret=nonce_secret,
+                domain=sip.domain,
+                server=capabilities(self.settings).server,
+                fallback=stack.on_event,
+            )
+            # Silent bans: a gate in front of the stack drops what banned sources send.
+            registrar.gate = BanGate(stack, registrar.admission, loop.time)
+            stack.transport.user = registrar.gate
+            stack.transport.on_connection_lost = registrar.connection_lost
+            stack.on_event = registrar.handle_event
             try:
                 await stack.start(
                     [ListenAddress(li.transport.upper(), li.host, li.port) for li in sip.listen]
                 )
             except OSError as exc:
                 log.error("listen.failed", extra={"error": str(exc)})
+                sync_store.close()
                 return 1
+            await registrar.start()
             log.info(
                 "ready",
                 extra={"version": __version__, "domain": sip.domain, "pid": os.getpid()},
@@ -153,6 +211,8 @@ class Server:
             await self.should_exit.wait()
             _sd_notify("STOPPING=1")
             await self._stop(stack)
+            await registrar.close()
+            sync_store.close()
             log.info("stopped")
             return 0
         finally:

@@ -158,8 +158,126 @@ class HttpListen(_Model):
         return _check_address(value)
 
 
+DigestAlgorithm = Literal["SHA-256", "MD5"]
+# MD5 first: SIPp 3.6.1 answers only the first WWW-Authenticate and refuses
+# anything but MD5 ("createAuthHeader: authentication must use MD5"), and so do
+# many desk phones; pjsua2 2.15.1 answers the *last* challenge of a realm, so it
+# still uses SHA-256. RFC 8760 §2.4 wants the preferred one first: reverse the
+# list once every phone answers the first one it supports.
+DEFAULT_DIGEST_ORDER: tuple[DigestAlgorithm, ...] = ("MD5", "SHA-256")
+
+
+class KeepaliveSettings(_Model):
+    """NAT keep-alives towards registered phones (see docs/registrar.md).
+
+    Every ``interval`` seconds each eligible binding gets one ping, spread over
+    the interval. UDP: ``udp: nat`` pings bindings whose REGISTER came from
+    another address than their Contact (behind NAT), ``all`` every UDP binding,
+    ``off`` none; ``method: options`` sends an OPTIONS (a binding whose OPTIONS
+    transaction times out is marked unreachable), ``crlf`` a bare CRLF datagram
+    that only keeps the NAT mapping open. TCP/TLS (``stream``): a CRLF ping on
+    the connection the phone registered over, which also keeps the connection
+    from being closed as idle.
+    """
+
+    interval: Annotated[float, Field(ge=0, le=3600)] = 30.0  # 0: no keep-alives
+    udp: Literal["nat", "all", "off"] = "nat"
+    method: Literal["options", "crlf"] = "options"
+    stream: bool = True
+
+
+class AdmissionSettings(_Model):
+    """The brute-force throttle (``switch.admission.Admission``)."""
+
+    # Failures (wrong digest, unknown user, undeclared device, unanswered
+    # challenge) within ``window`` seconds that ban the source address.
+    max_failures: Annotated[int, Field(ge=1, le=100_000)] = 10
+    window: Annotated[float, Field(gt=0, le=86_400)] = 300.0
+    ban_seconds: Annotated[float, Field(gt=0, le=31_536_000)] = 86_400.0
+    # Banned addresses get no answer at all (true) or 403 to their REGISTERs.
+    silent: bool = False
+    # A challenge left unanswered this long counts as one failure (scanners).
+    challenge_grace: Annotated[float, Field(gt=0, le=3600)] = 32.0
+    # Networks never counted nor banned (office NATs, trunks), e.g. 192.0.2.0/24.
+    allow: list[str] = Field(default_factory=list)
+
+    @field_validator("allow")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"not a network: {network!r}") from None
+        return value
+
+
+class RegistrarSettings(_Model):
+    """REGISTER handling: expiry bounds, digest challenges, keep-alives, admission."""
+
+    min_expires: Annotated[int, Field(ge=1, le=3600)] = 60
+    max_expires: Annotated[int, Field(ge=1, le=2**31)] = 3600
+    default_expires: Annotated[int, Field(ge=1, le=2**31)] = 3600
+    max_contacts_per_aor: Annotated[int, Field(ge=1, le=1000)] = 10
+    # One WWW-Authenticate per algorithm, in this order (see DEFAULT_DIGEST_ORDER).
+    digest_algorithms: list[DigestAlgorithm] = Field(
+        default_factory=lambda: list(DEFAULT_DIGEST_ORDER), min_length=1
+    )
+    # Seconds a nonce is accepted; an older one gets a new challenge with stale=true.
+    nonce_lifetime: Annotated[float, Field(ge=1, le=86_400)] = 300.0
+    keepalive: KeepaliveSettings = KeepaliveSettings()
+    admission: AdmissionSettings = AdmissionSettings()
+
+    @field_validator("digest_algorithms")
+    @classmethod
+    def _unique_algorithms(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("an algorithm is listed twice")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RegistrarSettings:
+        if not self.min_expires <= self.default_expires <= self.max_expires:
+            raise ValueError(
+                "expected min_expires <= default_expires <= max_expires, got "
+                f"{self.min_expires}, {self.default_expires}, {self.max_expires}"
+            )
+        return self
+
+
+class MediaSettings(_Model):
+    """The RTP relay: the address written in every SDP the switch sends, the
+    port range its RTP/RTCP pairs come from, and the silence that ends a call."""
+
+    address: str = "127.0.0.1"
+    rtp_ports: tuple[Port, Port] = (20000, 29999)
+    rtp_timeout: Annotated[float, Field(gt=0, le=3600)] = 30.0
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return _check_address(value)
+
+    @model_validator(mode="after")
+    def _range(self) -> MediaSettings:
+        low, high = self.rtp_ports
+        if high - low < 3:
+            raise ValueError(f"rtp_ports {low}-{high} holds no RTP/RTCP pair")
+        return self
+
+
+class CallSettings(_Model):
+    """B2BUA calls: how long a callee rings, how long a call may last at most."""
+
+    ring_timeout: Annotated[float, Field(gt=0, le=600)] = 60.0
+    max_duration: Annotated[float, Field(gt=0, le=86_400)] = 14_400.0
+
+
 class Settings(_Model):
     sip: SipSettings
+    registrar: RegistrarSettings = RegistrarSettings()
+    media: MediaSettings = MediaSettings()
+    calls: CallSettings = CallSettings()
     data_dir: Path | None = None
     log_level: LogLevel = "info"
     # Reserved for the admin API and Prometheus metrics (a later issue).

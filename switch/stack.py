@@ -37,7 +37,7 @@ from switch.sip.core import StatelessCore
 from switch.sip.endpoint import Endpoint
 from switch.sip.errors import MessageTooLarge, ParseError, SipError
 from switch.sip.events import Event, RequestReceived
-from switch.sip.headers import parse_via
+from switch.sip.headers import Via, parse_via
 from switch.sip.message import Headers, Request, Response
 from switch.sip.parser import parse_message
 from switch.sip.transaction import ClientKey
@@ -161,16 +161,23 @@ class Stack:
         self.layer.send_response(response, self.loop.time())
         self._pump()
 
+    def send_ack(self, ack: Request, dest: Endpoint) -> None:
+        """The TU's ACK for a 2xx (its own transaction, RFC 3261 §13.2.2.4)."""
+        self.layer.send_ack_2xx(ack, dest)
+        self._pump()
+
+    def cancel(self, invite_key: ClientKey, extra: tuple[tuple[str, str], ...] = ()) -> None:
+        """CANCEL a pending INVITE client transaction (RFC 3261 §9.1)."""
+        self.layer.cancel(invite_key, self.loop.time(), extra=extra)
+        self._pump()
+
     # -- the pump -------------------------------------------------------------------------
     def _receive(self, message: Request | Response, source: Endpoint) -> None:
+        top: Via | None = None
         try:
             if isinstance(message, Request):
-                sip_via.stamp_received(message, source)
-                if log.isEnabledFor(DEBUG):
-                    log_sip(log, DEBUG, "sip.in", message, source)
-                response = self.core.answer(message)
-                if response is not None:
-                    self._send_stateless(message, response, source)
+                top = sip_via.stamp_received(message, source)
+                if self._answer(message, source, top):
                     return
             elif log.isEnabledFor(DEBUG):
                 log_sip(log, DEBUG, "sip.in", message, source)
@@ -180,7 +187,7 @@ class Stack:
             # with what the request has (its Via was checked by the parser).
             if isinstance(message, Request) and message.method != "ACK":
                 try:
-                    self._send_stateless(message, self.core.reject(message, exc), source)
+                    self._send_stateless(message, self.core.reject(message, exc), source, top)
                 except Exception:
                     self._unexpected("reject", source, message)
             return
@@ -189,17 +196,45 @@ class Stack:
             return
         self._pump()
 
-    def _send_stateless(self, request: Request, response: Response, source: Endpoint) -> None:
-        dest = sip_via.response_destination(request.top_via, source)
+    def _answer(self, request: Request, source: Endpoint, top: Via | None) -> bool:
+        """Let the stateless core answer ``request``; False when it is not the core's."""
+        if log.isEnabledFor(DEBUG):
+            log_sip(log, DEBUG, "sip.in", request, source)
+            response = self.core.answer(request)
+            if response is None:
+                return False
+            self._send_stateless(request, response, source, top)
+            return True
+        # Nothing to log: the answer goes from the request's fields to bytes.
+        wire = self.core.answer_wire(request)
+        if wire is None:
+            return False
+        status, data = wire
+        dest = self._stateless_destination(request, source, top)
+        self.stats[f"answered_{status}"] += 1
+        self.transport.send(data, dest)
+        return True
+
+    def _send_stateless(
+        self, request: Request, response: Response, source: Endpoint, top: Via | None = None
+    ) -> None:
+        """Send ``response`` where §18.2.2 says; ``top`` is the request's stamped
+        top Via when the caller has it (``stamp_received`` returned it)."""
+        dest = self._stateless_destination(request, source, top)
+        self.stats[f"answered_{response.status}"] += 1
+        if log.isEnabledFor(DEBUG):
+            log_sip(log, DEBUG, "sip.out", response, dest, stateless=True)
+        self.transport.send(response.to_bytes(), dest)
+
+    @staticmethod
+    def _stateless_destination(request: Request, source: Endpoint, top: Via | None) -> Endpoint:
+        dest = sip_via.response_destination(top if top is not None else request.top_via, source)
         if dest.transport != source.transport:
             # A UDP request whose Via says TCP (or TLS): answer over UDP. Opening a
             # connection because an unauthenticated datagram asked for one would
             # let spoofed requests make the switch connect anywhere.
             dest = Endpoint(source.transport, dest.host, dest.port)
-        self.stats[f"answered_{response.status}"] += 1
-        if log.isEnabledFor(DEBUG):
-            log_sip(log, DEBUG, "sip.out", response, dest, stateless=True)
-        self.transport.send(response.to_bytes(), dest)
+        return dest
 
     def _pump(self) -> None:
         layer = self.layer
@@ -254,8 +289,8 @@ class Stack:
                 log.debug("sip.dropped", extra={"peer": str(source), "reason": str(exc)})
             return
         try:
-            sip_via.stamp_received(partial, source)
-            self._send_stateless(partial, self.core.reject(partial, exc), source)
+            top = sip_via.stamp_received(partial, source)
+            self._send_stateless(partial, self.core.reject(partial, exc), source, top)
         except SipError as again:
             if log.isEnabledFor(DEBUG):
                 log.debug("sip.dropped", extra={"peer": str(source), "reason": str(again)})

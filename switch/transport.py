@@ -33,6 +33,7 @@ import itertools
 import logging
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -93,12 +94,18 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+_SOURCES_MAX = 4096
+
+
 class _UdpProtocol(asyncio.DatagramProtocol):
-    __slots__ = ("_user", "transport")
+    __slots__ = ("_sources", "_user", "transport")
 
     def __init__(self, user: TransportUser) -> None:
         self._user = user
         self.transport: asyncio.DatagramTransport | None = None
+        # Socket address -> its (immutable) Endpoint: phones and trunks send
+        # from the same address again and again. Bounded by clearing when full.
+        self._sources: dict[Any, Endpoint] = {}
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not inherit from asyncio's classes: no isinstance.
@@ -109,7 +116,12 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         # nothing but CRLF is a NAT keep-alive some phones send over UDP.
         if data[:1] in (b"\r", b"\n") and not data.strip():
             return
-        self._user.datagram_received(data, Endpoint("UDP", addr[0], addr[1]))
+        source = self._sources.get(addr)
+        if source is None:
+            if len(self._sources) >= _SOURCES_MAX:
+                self._sources.clear()
+            source = self._sources[addr] = Endpoint("UDP", addr[0], addr[1])
+        self._user.datagram_received(data, source)
 
     def error_received(self, exc: Exception) -> None:
         # ICMP errors for earlier sendto()s: Linux does not say for which address,
@@ -227,6 +239,10 @@ class Transport:
         self._closing = False
         # What was bound, in listener order: (transport, host, port).
         self.bound: list[tuple[str, str, int]] = []
+        # Called with the endpoint (conn_id set) of every registered TCP/TLS
+        # connection that closes, whatever the reason (the registrar marks the
+        # bindings that came over it unreachable).
+        self.on_connection_lost: Callable[[Endpoint], None] | None = None
 
     # -- lifecycle --------------------------------------------------------------
     async def start(self, listeners: list[ListenAddress]) -> None:
@@ -424,7 +440,10 @@ class Transport:
         self._register(conn)
 
     def _connection_lost(self, conn: _Connection) -> None:
+        known = conn.conn_id in self._conns
         self._unregister(conn)
+        if known and self.on_connection_lost is not None and conn.endpoint is not None:
+            self.on_connection_lost(conn.endpoint)
 
     def _schedule_sweep(self) -> None:
         interval = max(1.0, min(30.0, self.limits.idle_timeout / 4))

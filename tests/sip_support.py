@@ -84,8 +84,25 @@ def write_config(directory: Path, *, sip_port: int, tls_port: int, extra: str = 
     )
     assert str(sip_port) in text
     assert str(tls_port) in text
+    for key in re.findall(r"^([A-Za-z_]+):", extra, re.M):
+        text = without_section(text, key)
     (directory / "switch.yaml").write_text(text + extra, encoding="utf-8")
     return directory
+
+
+def without_section(yaml_text: str, key: str) -> str:
+    """``yaml_text`` without its top-level ``key:`` block (``extra`` replaces it)."""
+    out: list[str] = []
+    skipping = False
+    for line in yaml_text.splitlines(keepends=True):
+        if re.match(rf"{key}:", line):
+            skipping = True
+            continue
+        if skipping and line.strip() and not line[0].isspace():
+            skipping = False
+        if not skipping:
+            out.append(line)
+    return "".join(out)
 
 
 def udp_exchange(data: bytes, port: int, *, timeout: float = 1.0) -> bytes | None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import struct
 from collections import OrderedDict
 from collections.abc import Callable
@@ -270,7 +271,8 @@ class NonceManager:
         while len(self._last_nc) > self._max_tracked:
             self._last_nc.popitem(last=False)
         # Drop expired entries from the old end: they would be refused as stale anyway.
-        for old in list(self._last_nc)[:8]:
+        # Only the oldest few: copying the whole table here cost O(tracked nonces).
+        for old in list(itertools.islice(self._last_nc, 8)):
             issued = self.issued_at(old)
             if issued is None or now - issued > self.lifetime:
                 del self._last_nc[old]

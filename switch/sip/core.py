@@ -41,7 +41,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from switch.sip.errors import SipError
-from switch.sip.headers import parse_name_addr
+from switch.sip.headers import canonical_name, parse_name_addr
 from switch.sip.message import REASON_PHRASES, Headers, Request, Response
 
 # Fields a response copies from its request, in this order (RFC 3261 §8.2.6.2).
@@ -86,10 +86,24 @@ class Capabilities:
         object.__setattr__(self, "allow_header", ", ".join(self.allow))
 
 
+# What ``answer`` decided: the request's fields, status, reason, extra fields.
+_Decision = tuple[dict[str, list[str]], int, str | None, tuple[tuple[str, str], ...]]
+
+
 class StatelessCore:
     """``answer(request) -> Response | None``; see the module docstring."""
 
-    __slots__ = ("_caps", "_options_extra", "_placeholders", "_stateful", "_supported")
+    __slots__ = (
+        "_allow_extra",
+        "_bare_tail",
+        "_caps",
+        "_hasher",
+        "_options_extra",
+        "_options_tail",
+        "_placeholders",
+        "_stateful",
+        "_supported",
+    )
 
     def __init__(self, capabilities: Capabilities | None = None) -> None:
         caps = capabilities or Capabilities()
@@ -104,6 +118,12 @@ class StatelessCore:
             ("Accept-Language", ", ".join(caps.accept_language)),
             ("Supported", ", ".join(caps.supported)),
         )
+        self._allow_extra: tuple[tuple[str, str], ...] = (("Allow", caps.allow_header),)
+        # What ``answer_wire`` writes after the copied fields, for the usual extras.
+        self._options_tail = _tail(self._options_extra, caps.server)
+        self._bare_tail = _tail((), caps.server)
+        # Keyed once; every tag hashes a copy (cheaper than keying each time).
+        self._hasher = hashlib.blake2s(key=caps.tag_secret[:32], digest_size=8)
 
     @property
     def capabilities(self) -> Capabilities:
@@ -111,6 +131,35 @@ class StatelessCore:
 
     def answer(self, request: Request) -> Response | None:
         """The stateless response to ``request``, or None (not answered here)."""
+        decision = self._decide(request)
+        if decision is None:
+            return None
+        fields, status, reason, extra = decision
+        return self._reply(fields, status, reason, extra=extra)
+
+    def answer_wire(self, request: Request) -> tuple[int, bytes] | None:
+        """``answer(request)`` as ``(status, bytes)``, or None (not answered here).
+
+        The bytes are those of ``answer(request).to_bytes()``, written straight
+        from the request's fields without building the ``Response``: the
+        stack's path for OPTIONS keep-alives when nothing logs the response.
+        """
+        decision = self._decide(request)
+        if decision is None:
+            return None
+        fields, status, reason, extra = decision
+        lines = [f"SIP/2.0 {status} {reason or REASON_PHRASES.get(status, '')}"]
+        lines += [f"{name}: {value}" for name, value in self._copied(fields, status)]
+        if extra is self._options_extra:
+            lines.append(self._options_tail)
+        elif not extra:
+            lines.append(self._bare_tail)
+        else:
+            lines.append(_tail(extra, self._caps.server))
+        return status, "\r\n".join(lines).encode("utf-8")
+
+    def _decide(self, request: Request) -> _Decision | None:
+        """The answer's fields, status, reason and extra fields (None: not ours)."""
         method = request.method
         if method in ("ACK", "CANCEL"):
             return None  # the transaction layer's (ACK is never answered, §17)
@@ -118,24 +167,24 @@ class StatelessCore:
         try:
             max_forwards = _max_forwards(fields["Max-Forwards"])
         except ValueError:
-            return self._reply(fields, 400, "Invalid Max-Forwards")
+            return fields, 400, "Invalid Max-Forwards", ()
         if max_forwards == 0:
-            return self._reply(fields, 483)
+            return fields, 483, None, ()
         if method in self._stateful:
             return None
         if method not in self._caps.allow and method not in self._placeholders:
-            return self._reply(fields, 405, extra=(("Allow", self._caps.allow_header),))
-        unsupported = self.unsupported(fields["Require"])
+            return fields, 405, None, self._allow_extra
+        unsupported = self.unsupported(fields["Require"]) if fields["Require"] else None
         if unsupported:
-            return self._reply(fields, 420, extra=(("Unsupported", ", ".join(unsupported)),))
+            return fields, 420, None, (("Unsupported", ", ".join(unsupported)),)
         if method in self._placeholders:
-            return self._reply(fields, 501)
+            return fields, 501, None, ()
         if method == "BYE" or _has_to_tag(fields["To"]):
-            return self._reply(fields, 481)
+            return fields, 481, None, ()
         if method == "OPTIONS":
-            return self._reply(fields, 200, extra=self._options_extra)
+            return fields, 200, None, self._options_extra
         # A method in Allow with no stateless answer and no transaction user.
-        return self._reply(fields, 500, "No Handler")
+        return fields, 500, "No Handler", ()
 
     def unsupported(self, require: Iterable[str]) -> list[str]:
         """Option tags of Require/Proxy-Require values we do not implement, in order."""
@@ -161,7 +210,9 @@ class StatelessCore:
         ``Server``, built from one pass over the request's fields: OPTIONS
         keep-alives from every phone and trunk come through here.
         """
-        return self._reply(_collect(request), status, reason, extra=extra)
+        return self._reply(
+            _collect(request), status, reason, extra=[(canonical_name(n), v) for n, v in extra]
+        )
 
     def _reply(
         self,
@@ -171,6 +222,18 @@ class StatelessCore:
         *,
         extra: Iterable[tuple[str, str]] = (),
     ) -> Response:
+        """``extra`` names are canonical already (``reply`` canonicalises its own)."""
+        items = self._copied(fields, status)
+        items.extend(extra)
+        items.append(("Server", self._caps.server))
+        headers = Headers()
+        headers._items = items  # canonical names only: skip Headers.__init__'s pass
+        return Response(
+            status, reason if reason is not None else REASON_PHRASES.get(status, ""), headers
+        )
+
+    def _copied(self, fields: dict[str, list[str]], status: int) -> list[tuple[str, str]]:
+        """The fields a response copies (§8.2.6.2), To tagged unless it has a tag."""
         items = [(name, value) for name in _COPIED for value in fields[name]]
         to = fields["To"]
         if to and status != 100 and not _has_to_tag(to):
@@ -178,13 +241,7 @@ class StatelessCore:
             # without angle brackets, parameters are header parameters (§20).
             at = len(fields["Via"]) + len(fields["From"])
             items[at] = ("To", f"{to[0]};tag={self._tag(fields)}")
-        items.extend(extra)
-        items.append(("Server", self._caps.server))
-        return Response(
-            status=status,
-            reason=reason if reason is not None else REASON_PHRASES.get(status, ""),
-            headers=Headers(items),
-        )
+        return items
 
     def reject(self, request: Request, error: SipError) -> Response:
         """The answer to a request the parser refused (400, 416, 513...)."""
@@ -195,12 +252,22 @@ class StatelessCore:
         return self._tag(_collect(request))
 
     def _tag(self, fields: dict[str, list[str]]) -> str:
-        ident = "\0".join(
-            values[0] if values else ""
-            for values in (fields["Call-ID"], fields["From"], fields["CSeq"], fields["Via"])
+        call_id, from_, cseq, via = (
+            fields["Call-ID"],
+            fields["From"],
+            fields["CSeq"],
+            fields["Via"],
         )
-        key = self._caps.tag_secret[:32]
-        digest = hashlib.blake2s(ident.encode("utf-8", "surrogateescape"), key=key, digest_size=8)
+        ident = "\0".join(
+            (
+                call_id[0] if call_id else "",
+                from_[0] if from_ else "",
+                cseq[0] if cseq else "",
+                via[0] if via else "",
+            )
+        )
+        digest = self._hasher.copy()
+        digest.update(ident.encode("utf-8", "surrogateescape"))
         return digest.hexdigest()
 
 
@@ -216,6 +283,14 @@ def _collect(request: Request) -> dict[str, list[str]]:
         if bucket is not None:
             bucket.append(value)
     return fields
+
+
+def _tail(extra: tuple[tuple[str, str], ...], server: str) -> str:
+    """What ``Response.to_bytes()`` writes after the copied fields: ``extra``,
+    Server, an empty body's Content-Length and the empty line."""
+    lines = [f"{name}: {value}" for name, value in extra]
+    lines += [f"Server: {server}", "Content-Length: 0", "", ""]
+    return "\r\n".join(lines)
 
 
 def _max_forwards(values: list[str]) -> int | None:

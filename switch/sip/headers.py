@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import cast
 
 from switch.sip.errors import ParseError
 from switch.sip.uri import (
@@ -121,7 +122,7 @@ def canonical_name(name: str) -> str:
 
 
 def _params_str(params: dict[str, str | None]) -> str:
-    return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params.items())
+    return "".join([f";{k}" if v is None else f";{k}={v}" for k, v in params.items()])
 
 
 @dataclass(slots=True)
@@ -353,6 +354,35 @@ _GENERIC_PARAMS_RE = re.compile(GENERIC_PARAMS)
 _GEN_VALUE_RE = re.compile(GEN_VALUE)
 
 
+ViaGroups = tuple[str, str, str, str, str | None, str]
+"""``VIA_VALUE_RE`` groups: protocol name, version, transport, host, port, params."""
+
+# The groups of Via values matched lately. The parser checks every Via with
+# VIA_VALUE_RE and records them here; ``parse_via`` of the same text (stamping
+# ``received``, the transaction layer's ``top_via``) then skips the match.
+# Strings only: every ``parse_via`` still builds its own ``Via``. Bounded by
+# clearing when full and by the length of what it keeps.
+_VIA_GROUPS: dict[str, ViaGroups] = {}
+_VIA_GROUPS_MAX = 1024
+_VIA_TEXT_MAX = 512
+
+
+def via_groups(value: str) -> ViaGroups | None:
+    """``VIA_VALUE_RE.fullmatch(value).groups()``, or None when it does not match."""
+    groups = _VIA_GROUPS.get(value)
+    if groups is not None:
+        return groups
+    m = VIA_VALUE_RE.fullmatch(value)
+    if m is None:
+        return None
+    groups = cast(ViaGroups, m.groups())
+    if len(value) <= _VIA_TEXT_MAX:
+        if len(_VIA_GROUPS) >= _VIA_GROUPS_MAX:
+            _VIA_GROUPS.clear()
+        _VIA_GROUPS[value] = groups
+    return groups
+
+
 def parse_via(value: str) -> Via:
     """Parse one Via value (not a list); raise ParseError when malformed.
 
@@ -365,20 +395,31 @@ def parse_via(value: str) -> Via:
     parameters (``;;``) are tolerated here so that a 400 can still be routed
     back to a sloppy sender; ``parse_message`` rejects them.
     """
-    m = VIA_VALUE_RE.fullmatch(value.strip(" \t"))
-    if m is not None:
-        name, version, transport, host, port, ptext = m.groups()
-        port_number = None
-        if port is not None:
-            port_number = parse_host(f"{host}:{port}")[1]
+    groups = via_groups(value.strip(" \t"))
+    if groups is not None:
+        name, version, transport, host, port, ptext = groups
+        # ``port`` matched PORT (1 to 5 digits, 0..65535): int() is the check.
         return Via(
-            transport=transport.upper(),
-            host=host,
-            port=port_number,
-            params=parse_params(ptext) if ptext else {},
-            protocol=f"{name.upper()}/{version}",
+            transport.upper(),
+            host,
+            None if port is None else int(port),
+            _matched_params(ptext) if ptext else {},
+            f"{name.upper()}/{version}",
         )
     return _parse_via_lenient(value)
+
+
+def _matched_params(text: str) -> dict[str, str | None]:
+    """``parse_params`` of text that already matched ``GENERIC_PARAMS`` in full."""
+    if '"' in text or " " in text or "\t" in text:
+        return parse_params(text)
+    # No quotes and no LWS: every item is ``token [ "=" gen-value ]`` and neither
+    # token nor an unquoted gen-value holds ";" or "=".
+    params: dict[str, str | None] = {}
+    for item in text[1:].split(";"):
+        name, eq, val = item.partition("=")
+        params[name.lower()] = val if eq else None
+    return params
 
 
 def _parse_via_lenient(value: str) -> Via:

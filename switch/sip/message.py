@@ -132,6 +132,37 @@ class Headers:
                 return
         self._items.append((key, value))
 
+    def replace_first(self, name: str, value: str) -> None:
+        """``pop_first(name)`` then ``prepend(name, value)``, in one pass: a stamped top Via.
+
+        The new value lands just before the second field of that name, or at the
+        top when there is no other: where the first one stood in every
+        well-formed message (Via fields are contiguous and come first).
+        """
+        key = canonical_name(name)
+        items = self._items
+        first = -1
+        for i, (n, _) in enumerate(items):
+            if n != key:
+                continue
+            if first < 0:
+                first = i
+                continue
+            # The second field of that name: the new value goes right before it.
+            if i == first + 1:
+                items[first] = (key, value)
+            else:
+                del items[first]
+                items.insert(i - 1, (key, value))
+            return
+        if first > 0:
+            del items[first]
+            first = -1
+        if first == 0:
+            items[0] = (key, value)
+        else:
+            items.insert(0, (key, value))
+
     def remove(self, name: str) -> None:
         key = canonical_name(name)
         self._items = [(n, v) for n, v in self._items if n != key]

@@ -12,7 +12,10 @@ frame cut by ``StreamFramer``). It is a single pass over the header section:
 3. the fields the transaction layer keys on are checked eagerly (Via, From, To,
    Call-ID, CSeq, Max-Forwards, Content-Length, Contact, Route, Record-Route),
    so that layers above never meet a malformed one; the rest are text and get
-   parsed on demand by the typed views of ``switch.sip.message``;
+   parsed on demand by the typed views of ``switch.sip.message``. Checks of
+   text that recurs (a To, a Contact, a Route, the Request-URI, each Via for
+   ``parse_via`` later) are remembered in small bounded memos: same verdicts,
+   fewer regex matches;
 4. the body is what follows the empty line, cut to Content-Length.
 
 Errors (``switch.sip.errors``)::
@@ -50,11 +53,11 @@ from switch.sip.headers import (
     LIST_HEADERS,
     NAME_ADDR_VALUE_RE,
     TOKEN_RE,
-    VIA_VALUE_RE,
     canonical_name,
     parse_name_addr,
     parse_via,
     split_list,
+    via_groups,
 )
 from switch.sip.message import SIP_VERSION, Headers, Request, Response
 from switch.sip.uri import Uri, parse_uri
@@ -91,6 +94,68 @@ _NAMES_MAX = 4096
 _BRANCH_RE = re.compile(r";[ \t]*+branch[ \t]*+=[ \t]*+([^; \t]*+)", re.IGNORECASE)
 
 
+# Methods of the IANA SIP registry: tokens, so the token check can be skipped.
+_METHODS = frozenset(
+    {
+        "ACK",
+        "BYE",
+        "CANCEL",
+        "INFO",
+        "INVITE",
+        "MESSAGE",
+        "NOTIFY",
+        "OPTIONS",
+        "PRACK",
+        "PUBLISH",
+        "REFER",
+        "REGISTER",
+        "SUBSCRIBE",
+        "UPDATE",
+    }
+)
+
+# Memos of pure checks on peer text, bounded by clearing when full and by the
+# length of what they keep. Values recur (the To of out-of-dialog requests, a
+# phone's Contact, a dialog's Route set, the switch's own Request-URIs); a miss
+# costs one set or dict lookup.
+_MEMO_MAX = 2048
+_MEMO_TEXT_MAX = 256
+_VALID_NAME_ADDRS: set[str] = set()
+_REQUEST_URIS: dict[str, Uri] = {}
+
+
+def _valid_name_addr(value: str) -> bool:
+    """``NAME_ADDR_VALUE_RE.fullmatch(value)``, remembered for values that pass."""
+    if value in _VALID_NAME_ADDRS:
+        return True
+    if NAME_ADDR_VALUE_RE.fullmatch(value) is None:
+        return False
+    if len(value) > _MEMO_TEXT_MAX:
+        return True
+    if len(_VALID_NAME_ADDRS) >= _MEMO_MAX:
+        _VALID_NAME_ADDRS.clear()
+    _VALID_NAME_ADDRS.add(value)
+    return True
+
+
+def _request_uri(text: str) -> Uri:
+    """``parse_uri(text)``; a Request-URI seen before is copied, not parsed again.
+
+    Every caller gets its own ``Uri`` (the memo keeps a private one): messages
+    are mutable and must not share parts.
+    """
+    known = _REQUEST_URIS.get(text)
+    if known is not None:
+        return known.copy()
+    uri = parse_uri(text)
+    if len(text) > _MEMO_TEXT_MAX:
+        return uri
+    if len(_REQUEST_URIS) >= _MEMO_MAX:
+        _REQUEST_URIS.clear()
+    _REQUEST_URIS[text] = uri.copy()
+    return uri
+
+
 def _name_addr_fault(value: str) -> str:
     try:
         parse_name_addr(value)
@@ -110,8 +175,8 @@ class _Failure:
         self.cls = cls
 
 
-def _split_head(data: bytes) -> tuple[str, str, bytes]:
-    """Return the start line, the unfolded header fields (CRLF-separated) and the body."""
+def _split_head(data: bytes) -> tuple[list[str], bytes]:
+    """Return the lines of the header section (start line first, unfolded) and the body."""
     start = 0
     if data[:1] in (b"\r", b"\n"):
         # RFC 3261 §7.5: "Implementations processing SIP messages over
@@ -149,22 +214,22 @@ def _split_head(data: bytes) -> tuple[str, str, bytes]:
         if "\r" in head:
             raise ParseError("Bad line ending")
         head = head.replace("\n", "\r\n")
-    lf = head.count("\n")
-    if head.count("\r") != lf or head.count("\r\n") != lf:
+    lines = head.split("\r\n")
+    lf = len(lines) - 1
+    if head.count("\n") != lf or head.count("\r") != lf:
+        # A CR or LF that is not part of a CRLF.
         raise ParseError("Bad line ending")
-    if "\n " in head or "\n\t" in head:
+    if "\n " in head or ("\t" in head and "\n\t" in head):
         # RFC 3261 §7.3.1: "Header fields can be extended over multiple lines by
         # preceding each extra line with at least one SP or horizontal tab".
-        lines = head.split("\r\n")
         merged: list[str] = [lines[0]]
         for line in lines[1:]:
             if line[:1] in (" ", "\t"):
                 merged[-1] = merged[-1].rstrip(" \t") + " " + line.lstrip(" \t")
             else:
                 merged.append(line)
-        head = "\r\n".join(merged)
-    first, _, fields = head.partition("\r\n")
-    return first, fields, body
+        lines = merged
+    return lines, body
 
 
 # Canonical name -> what the header loop does with it: 1 = list header
@@ -183,7 +248,8 @@ def parse_message(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Request |
     """
     if len(data) > max_size:
         raise MessageTooLarge("Message Too Large")
-    first, fields_text, body = _split_head(data)
+    lines, body = _split_head(data)
+    first = lines[0]
     fail: _Failure | None = None
 
     # --- start line ----------------------------------------------------------
@@ -199,17 +265,17 @@ def parse_message(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Request |
             fail = _Failure("Bad Request-Line")
             parts = first.split()
         method = parts[0] if parts else ""
-        if TOKEN_RE.fullmatch(method) is None:
+        if method not in _METHODS and TOKEN_RE.fullmatch(method) is None:
             raise ParseError("Bad Request-Line")
         if fail is None:
             version = parts[2]
-            if version.upper() != SIP_VERSION:
+            if version != SIP_VERSION and version.upper() != SIP_VERSION:
                 if _VERSION_RE.fullmatch(version) is not None:
                     fail = _Failure("Version Not Supported", 505)
                 else:
                     fail = _Failure("Bad SIP-Version")
             try:
-                uri = parse_uri(parts[1])
+                uri = _request_uri(parts[1])
             except ParseError:
                 if fail is None:
                     fail = _Failure("Bad Request-URI")
@@ -241,18 +307,20 @@ def parse_message(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Request |
     #   message-header  =  field-name HCOLON field-value CRLF
     #   HCOLON          =  *( SP / HTAB ) ":" SWS
     items: list[tuple[str, str]] = []
+    append = items.append
     tracked: dict[str, list[str]] = {}
+    tracked_get = tracked.get
     length_index = -1
     names = _NAMES
-    kinds = _KIND
-    for line in fields_text.split("\r\n") if fields_text else ():
-        colon = line.find(":")
-        if colon <= 0:
+    names_get = names.get
+    kinds_get = _KIND.get
+    for i in range(1, len(lines)):
+        raw, colon, value = lines[i].partition(":")
+        if not colon or not raw:
             if fail is None:
                 fail = _Failure("Bad header line")
             continue
-        raw = line[:colon]
-        name = names.get(raw)
+        name = names_get(raw)
         if name is None:
             bare = raw.rstrip(" \t")
             if TOKEN_RE.fullmatch(bare) is None:
@@ -262,8 +330,8 @@ def parse_message(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Request |
             name = canonical_name(bare)
             if len(names) < _NAMES_MAX:
                 names[raw] = name
-        value = line[colon + 1 :].strip(" \t")
-        kind = kinds.get(name, 0)
+        value = value.strip(" \t")
+        kind = kinds_get(name, 0)
         if kind:
             if kind & 1 and "," in value:
                 try:
@@ -280,15 +348,19 @@ def parse_message(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Request |
                         if name == "Via" and fail is None:
                             fail = _Failure("Bad Via: empty element")
                         continue
-                    items.append((name, v))
+                    append((name, v))
                     if kind & 2:
                         tracked.setdefault(name, []).append(v)
                 continue
             if kind & 2:
                 if name == "Content-Length":
                     length_index = len(items)
-                tracked.setdefault(name, []).append(value)
-        items.append((name, value))
+                seen = tracked_get(name)
+                if seen is None:
+                    tracked[name] = [value]
+                else:
+                    seen.append(value)
+        append((name, value))
 
     # --- the fields every message needs (RFC 3261 §8.1.1, §20) -----------------
     # Each value is checked by one linear regex match of its whole ABNF; the
@@ -300,8 +372,8 @@ def parse_message(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Request |
             fail = _Failure("Missing Via")
     else:
         for i, v in enumerate(vias):
-            m = VIA_VALUE_RE.fullmatch(v)
-            if m is None:
+            groups = via_groups(v)
+            if groups is None:
                 try:
                     parse_via(v)
                 except ParseError as err:
@@ -314,7 +386,7 @@ def parse_message(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Request |
                 continue
             if i == 0:
                 via_ok = True
-            ptext = m.group(6)
+            ptext = groups[5]
             if "ranch" in ptext:
                 b = _BRANCH_RE.search(ptext)
                 # RFC 4475 §3.2.1 badbranch: the magic cookie with no
@@ -329,7 +401,7 @@ def parse_message(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Request |
         elif len(values) > 1:
             if fail is None:
                 fail = _Failure(f"Multiple {name}")
-        elif fail is None and NAME_ADDR_VALUE_RE.fullmatch(values[0]) is None:
+        elif fail is None and not _valid_name_addr(values[0]):
             fail = _Failure(f"Bad {name}: {_name_addr_fault(values[0])}")
     values = tracked.get("Call-ID")
     if fail is None:
@@ -372,7 +444,7 @@ def parse_message(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Request |
         if not values or fail is not None:
             continue
         for v in values:
-            if NAME_ADDR_VALUE_RE.fullmatch(v) is None and not (name == "Contact" and v == "*"):
+            if not _valid_name_addr(v) and not (name == "Contact" and v == "*"):
                 fail = _Failure(f"Bad {name}: {_name_addr_fault(v)}")
                 break
 
@@ -404,13 +476,13 @@ def parse_message(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Request |
         # Content-Length equal to len(body), as ``to_bytes()`` writes it.
         items.append(("Content-Length", str(len(body))))
 
-    headers = Headers()
+    headers = Headers.__new__(Headers)
     headers._items = items  # already canonical: skip Headers.__init__'s pass
     if fail is None:
         if is_request:
             assert uri is not None
-            return Request(method=method, uri=uri, headers=headers, body=body)
-        return Response(status=status, reason=reason, headers=headers, body=body)
+            return Request(method, uri, headers, body)
+        return Response(status, reason, headers, body)
     respondable = is_request and via_ok and method != "ACK"
     partial: Request | None = None
     if respondable:

@@ -4,7 +4,9 @@ Two pure functions, used by the transaction layer for every request it receives
 and every response it sends:
 
 - ``stamp_received(request, source)``: RFC 3261 §18.2.1 ``received`` and
-  RFC 3581 §4 ``rport`` on the top Via of an incoming request;
+  RFC 3581 §4 ``rport`` on the top Via of an incoming request; it returns that
+  (stamped) top Via, so that the caller routes the response without parsing it
+  again;
 - ``response_destination(top_via, source)``: RFC 3261 §18.2.2 (with RFC 3581 §4)
   where a response to that request goes.
 
@@ -14,6 +16,7 @@ Neither resolves names: a sent-by that is a domain name comes back as an
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 from switch.sip.endpoint import Endpoint
@@ -45,19 +48,41 @@ def bare_host(host: str) -> str:
     return host
 
 
+@functools.lru_cache(maxsize=1024)
+def _is_ip(text: str) -> bool:
+    # Called with packet source addresses: few distinct values, bounded anyway.
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _same_address(host: str, address: str) -> bool:
     """True when ``host`` is an IP literal equal to ``address``.
 
     A domain name never equals an address: RFC 3261 §18.2.1 stamps ``received``
     whenever "the host portion of the "sent-by" parameter contains a domain name".
+
+    Compared as text first (the usual case: the phone wrote the address it sends
+    from). Different texts can only be the same address in IPv6 forms (case,
+    zero compression, embedded IPv4): ``ipaddress`` accepts a single spelling of
+    an IPv4 address (dotted decimal, no leading zeros), and an IPv4 address
+    never equals an IPv6 one.
     """
+    host = bare_host(host)
+    address = bare_host(address)
+    if host == address:
+        return _is_ip(address)
+    if ":" not in host or ":" not in address:
+        return False
     try:
-        return ipaddress.ip_address(bare_host(host)) == ipaddress.ip_address(bare_host(address))
+        return ipaddress.ip_address(host) == ipaddress.ip_address(address)
     except ValueError:
         return False
 
 
-def stamp_received(request: Request, source: Endpoint) -> None:
+def stamp_received(request: Request, source: Endpoint) -> Via | None:
     """Add ``received`` / fill ``rport`` on the top Via of a received request.
 
     RFC 3261 §18.2.1: "If the host portion of the "sent-by" parameter contains a
@@ -73,24 +98,29 @@ def stamp_received(request: Request, source: Endpoint) -> None:
     to the value of the "sent-by" component."
 
     The top Via is rewritten in place (only the first Via value; the others are
-    left as they are). A request without Via is left alone: the parser refuses
-    those before they get here.
+    left as they are). A request without Via is left alone (None is returned):
+    the parser refuses those before they get here.
+
+    Return the top Via as it now stands in the request (``parse_via`` of its
+    new text): a fresh object the caller owns, e.g. for
+    ``response_destination``.
     """
     raw = request.headers.get("Via")
     if raw is None:
-        return
+        return None
     via = parse_via(raw)
+    params = via.params
     changed = False
-    if "rport" in via.params and via.params["rport"] is None:
-        via.params["rport"] = str(source.port)
-        via.params["received"] = source.host
+    if "rport" in params and params["rport"] is None:
+        params["rport"] = str(source.port)
+        params["received"] = source.host
         changed = True
-    if not _same_address(via.host, source.host) and via.params.get("received") != source.host:
-        via.params["received"] = source.host
+    if params.get("received") != source.host and not _same_address(via.host, source.host):
+        params["received"] = source.host
         changed = True
     if changed:
-        request.headers.pop_first("Via")
-        request.headers.prepend("Via", str(via))
+        request.headers.replace_first("Via", str(via))
+    return via
 
 
 def response_destination(top_via: Via, source: Endpoint) -> Endpoint:

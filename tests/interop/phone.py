@@ -8,6 +8,11 @@ file, and the test talks to it with one JSON object per line::
     <- {"ok": true, "port": 41234}
     -> {"cmd": "options", "target": "sip:127.0.0.1:5061;transport=tls"}
     <- {"ok": true, "status": 200, "reason": "OK", "message": "SIP/2.0 200 OK..."}
+    -> {"cmd": "register", "registrar": "sip:127.0.0.1:5060;transport=tcp",
+        "user": "401", "password": "secret401", "domain": "pbx.test"}
+    <- {"ok": true, "status": 200, "reason": "OK", "expires": 300}
+    -> {"cmd": "reregister"}       (the same account again, e.g. after a failure)
+    -> {"cmd": "unregister"}
     -> {"cmd": "quit"}
     <- {"ok": true}
 
@@ -129,6 +134,14 @@ class Child:
         self.keep: list[Any] = []  # every pjsua2 object stays alive until libDestroy
         self.account: Any = None
         self.pending: dict[str, Any] | None = None
+        self.reg_states: list[dict[str, Any]] = []
+        self.call: Any = None  # the current call (one at a time)
+        self.calls: list[Any] = []  # every call, kept alive until libDestroy
+        self.call_states: list[dict[str, Any]] = []
+        self.incoming: list[str] = []
+        self.media_active = False
+        self.busy_code = 0  # answer incoming calls with this status at once
+        self.players: list[Any] = []
 
     # protocol
     def reply(self, **fields: Any) -> None:
@@ -151,7 +164,9 @@ class Child:
         return True
 
     # commands
-    def cmd_init(self, transport: str = "udp", log_level: int = 0, **_: Any) -> dict[str, Any]:
+    def cmd_init(
+        self, transport: str = "udp", log_level: int = 0, codec: str = "", **_: Any
+    ) -> dict[str, Any]:
         pj = self.pj
         ep = pj.Endpoint()
         ep.libCreate()
@@ -177,6 +192,11 @@ class Child:
             tcfg.tlsConfig.method = pj.PJSIP_TLSV1_2_METHOD
         tid = ep.transportCreate(kinds[transport], tcfg)
         ep.libStart()
+        if codec:
+            # One codec only (e.g. "PCMU/8000"): what desk phones use, and what
+            # the tests' tone detector expects.
+            for info in ep.codecEnum2():
+                ep.codecSetPriority(info.codecId, 255 if info.codecId.startswith(codec) else 0)
         self.ep = ep
         self.keep += [cfg, tcfg]
         info = ep.transportGetInfo(tid)
@@ -198,6 +218,177 @@ class Child:
         account.create(acfg)
         self.account = account
         self.keep += [acfg, account]
+        return {}
+
+    def cmd_register(
+        self,
+        registrar: str,
+        user: str,
+        password: str,
+        domain: str = "pbx.test",
+        expires: int = 300,
+        timeout: float = 10.0,
+        **_: Any,
+    ) -> dict[str, Any]:
+        """Create an account registering ``user@domain`` at ``registrar``; wait for
+        the first final outcome (pjsua2 answers the 401 challenge itself)."""
+        pj: Any = self.pj
+        child = self
+
+        class Account(pj.Account):  # type: ignore[misc]
+            def onRegState(self, prm: Any) -> None:
+                child.reg_states.append(
+                    {"status": int(prm.code), "reason": str(prm.reason), "expires": prm.expiration}
+                )
+
+            def onIncomingCall(self, prm: Any) -> None:
+                call = child.new_call(self, prm.callId)
+                if child.busy_code:
+                    op = child.pj.CallOpParam(True)
+                    op.statusCode = child.busy_code
+                    call.hangup(op)
+                    return
+                child.incoming.append(str(prm.rdata.wholeMsg))
+                op = child.pj.CallOpParam(True)
+                op.statusCode = 180
+                call.answer(op)
+
+        acfg = pj.AccountConfig()
+        acfg.idUri = f"sip:{user}@{domain}"
+        acfg.regConfig.registrarUri = registrar
+        acfg.regConfig.timeoutSec = expires
+        acfg.regConfig.retryIntervalSec = 0  # no automatic retries: the test drives
+        acfg.regConfig.registerOnAdd = True
+        cred = pj.AuthCredInfo("digest", "*", user, 0, password)
+        acfg.sipConfig.authCreds.append(cred)
+        account = Account()
+        self.keep += [acfg, cred, account]
+        self.reg_states.clear()
+        account.create(acfg)
+        self.account = account
+        return self._wait_reg(timeout)
+
+    def cmd_reregister(self, timeout: float = 10.0, **_: Any) -> dict[str, Any]:
+        self.reg_states.clear()
+        self.account.setRegistration(True)
+        return self._wait_reg(timeout)
+
+    def cmd_unregister(self, timeout: float = 10.0, **_: Any) -> dict[str, Any]:
+        self.reg_states.clear()
+        self.account.setRegistration(False)
+        return self._wait_reg(timeout)
+
+    def _wait_reg(self, timeout: float) -> dict[str, Any]:
+        if not self.wait_for(lambda: self.reg_states, timeout):
+            raise TimeoutError("no registration outcome")
+        return self.reg_states[-1]
+
+    # calls
+    def new_call(self, account: Any, call_id: int = -1) -> Any:
+        pj: Any = self.pj
+        child = self
+
+        class Call(pj.Call):  # type: ignore[misc]
+            def onCallState(self, prm: Any) -> None:
+                info = self.getInfo()
+                child.call_states.append(
+                    {
+                        "state": str(info.stateText),
+                        "status": int(info.lastStatusCode),
+                        "reason": str(info.lastReason),
+                    }
+                )
+
+            def onCallMediaState(self, prm: Any) -> None:
+                child.media_active = True
+
+        call = Call(account, call_id) if call_id != -1 else Call(account)
+        self.calls.append(call)
+        self.call = call
+        self.call_states.clear()
+        self.media_active = False
+        return call
+
+    def cmd_call(self, target: str, **_: Any) -> dict[str, Any]:
+        """Start a call to ``target`` (a SIP URI); returns at once."""
+        call = self.new_call(self.account)
+        prm = self.pj.CallOpParam(True)
+        self.keep.append(prm)
+        call.makeCall(target, prm)
+        return {}
+
+    def cmd_busy(self, code: int = 486, **_: Any) -> dict[str, Any]:
+        self.busy_code = code
+        return {}
+
+    def cmd_answer(self, code: int = 200, timeout: float = 10.0, **_: Any) -> dict[str, Any]:
+        """Answer the incoming call (waits for it to arrive)."""
+        if not self.wait_for(lambda: self.incoming, timeout):
+            raise TimeoutError("no incoming call")
+        prm = self.pj.CallOpParam(True)
+        prm.statusCode = code
+        self.call.answer(prm)
+        return {"invite": self.incoming[-1]}
+
+    def cmd_wait_state(self, state: str, timeout: float = 10.0, **_: Any) -> dict[str, Any]:
+        """Wait until the call reaches ``state`` (CONFIRMED, DISCONNECTED, EARLY...)."""
+        seen = lambda: any(s["state"] == state for s in self.call_states)  # noqa: E731
+        if not self.wait_for(seen, timeout):
+            raise TimeoutError(f"call never {state}: {self.call_states}")
+        return {"states": list(self.call_states)}
+
+    def cmd_hangup(self, code: int = 0, **_: Any) -> dict[str, Any]:
+        prm = self.pj.CallOpParam(True)
+        if code:
+            prm.statusCode = code
+        self.call.hangup(prm)
+        return {}
+
+    def cmd_hold(self, **_: Any) -> dict[str, Any]:
+        self.media_active = False
+        self.call.setHold(self.pj.CallOpParam(True))
+        return {}
+
+    def cmd_unhold(self, **_: Any) -> dict[str, Any]:
+        prm = self.pj.CallOpParam(True)
+        prm.opt.flag = self.pj.PJSUA_CALL_UNHOLD
+        self.media_active = False
+        self.call.reinvite(prm)
+        return {}
+
+    def _audio(self, timeout: float) -> Any:
+        if not self.wait_for(lambda: self.media_active, timeout):
+            raise TimeoutError("no active media")
+        return self.call.getAudioMedia(-1)
+
+    def cmd_play(self, path: str, timeout: float = 5.0, **_: Any) -> dict[str, Any]:
+        """Send a WAV file (looped) into the call."""
+        media = self._audio(timeout)
+        player = self.pj.AudioMediaPlayer()
+        player.createPlayer(path)
+        player.startTransmit(media)
+        self.players.append(player)
+        self.keep.append(player)
+        return {}
+
+    def cmd_record(self, path: str, timeout: float = 5.0, **_: Any) -> dict[str, Any]:
+        """Record what the call receives into a WAV file."""
+        media = self._audio(timeout)
+        recorder = self.pj.AudioMediaRecorder()
+        recorder.createRecorder(path)
+        media.startTransmit(recorder)
+        self.keep.append(recorder)
+        return {}
+
+    def cmd_info(self, **_: Any) -> dict[str, Any]:
+        info = self.call.getInfo()
+        return {"state": str(info.stateText), "status": int(info.lastStatusCode)}
+
+    def cmd_sleep(self, seconds: float = 1.0, **_: Any) -> dict[str, Any]:
+        """Keep polling pjsip for ``seconds`` (media flows meanwhile)."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.poll(10)
         return {}
 
     def on_send_request(self, prm: Any) -> None:

@@ -167,3 +167,41 @@ def test_reply_is_make_response_built_in_one_pass(core: StatelessCore, to: str) 
         req, 481, to_tag=core.to_tag(req), extra=[("Server", "Aiguilleur/test")]
     )
     assert core.reply(req, 481) == expected
+
+
+@pytest.mark.parametrize(
+    ("method", "extra", "to"),
+    [
+        ("OPTIONS", (), "<sip:pbx.test>"),
+        ("OPTIONS", (), '"Désiré" <sip:pbx.test>;tag=t9'),
+        ("OPTIONS", (("Max-Forwards", "0"),), "<sip:pbx.test>"),
+        ("OPTIONS", (("Max-Forwards", "x"),), "<sip:pbx.test>"),
+        ("OPTIONS", (("Require", "foo, bar"), ("Require", "foo")), "<sip:pbx.test>"),
+        ("OPTIONS", (("Via", "SIP/2.0/TCP 192.0.2.9;branch=z9hG4bK-2"),), "sip:pbx.test"),
+        ("FOO", (), "<sip:pbx.test>"),
+        ("INVITE", (), "<sip:pbx.test>"),
+        ("BYE", (), "<sip:pbx.test>;tag=t1"),
+        ("INFO", (), "<sip:pbx.test>"),
+    ],
+)
+def test_answer_wire_is_answer_to_bytes(
+    method: str, extra: tuple[tuple[str, str], ...], to: str
+) -> None:
+    core = StatelessCore(
+        Capabilities(
+            allow=("OPTIONS", "ACK", "CANCEL", "BYE", "INFO"),
+            supported=("100rel",),
+            server="Aiguilleur/test",
+            tag_secret=b"k",
+        )
+    )
+    req = request(method, *extra, to=to)
+    response = answer(core, req)
+    assert core.answer_wire(req) == (response.status, response.to_bytes())
+
+
+@pytest.mark.parametrize("method", ["ACK", "CANCEL", "REGISTER"])
+def test_answer_wire_leaves_what_answer_leaves(method: str) -> None:
+    core = StatelessCore(Capabilities(stateful=("REGISTER",)))
+    assert core.answer(request(method)) is None
+    assert core.answer_wire(request(method)) is None

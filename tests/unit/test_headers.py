@@ -354,3 +354,29 @@ def test_split_list_rejects(text: str, reason: str) -> None:
     with pytest.raises(ParseError) as info:
         split_list(text)
     assert str(info.value) == reason
+
+
+@pytest.mark.parametrize(
+    "via",
+    [
+        "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-1;rport",
+        "SIP/2.0/UDP 192.0.2.1;BRANCH=z9hG4bK-1;RPort;received=2001:db8::1",
+        "SIP/2.0/UDP h.example ;branch = z9hG4bK-1 ; ttl=1",
+        'SIP/2.0/UDP h.example;x="a;b=c";branch=z9hG4bK-1',
+        "SIP/2.0/UDP h.example;branch=1;branch=2;maddr=[2001:db8::1]",
+        "SIP/2.0/UDP h.example",
+    ],
+)
+def test_parse_via_params_are_parse_params_of_their_text(via: str) -> None:
+    # parse_via splits already-matched parameters itself; same result as parse_params.
+    text = via.split(" ", 1)[1]
+    params = text[text.find(";") :] if ";" in text else ""
+    assert parse_via(via).params == parse_params(params)
+
+
+def test_parse_via_gives_a_new_via_each_time() -> None:
+    text = "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-1;rport"
+    first = parse_via(text)
+    first.params["received"] = "192.0.2.9"
+    first.port = 1
+    assert parse_via(text) == Via("UDP", "192.0.2.1", 5060, {"branch": "z9hG4bK-1", "rport": None})

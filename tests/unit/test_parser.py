@@ -698,3 +698,38 @@ def test_framer_output_parses() -> None:
     stream = b"".join(corpus(n) for n in CORPUS_FILES)
     out = framer.feed(stream)
     assert [parse_message(m) for m in out] == [parse_message(corpus(n)) for n in CORPUS_FILES]
+
+
+# --- memos of pure checks (parser._request_uri, parser._valid_name_addr) -------------
+
+
+def test_messages_with_the_same_request_uri_do_not_share_it() -> None:
+    start = "OPTIONS sip:pbx.test;transport=udp SIP/2.0"
+    first = parse_message(make(start=start))
+    second = parse_message(make(start=start))
+    assert isinstance(first, Request)
+    assert isinstance(second, Request)
+    assert first.uri == second.uri
+    assert first.uri is not second.uri
+    first.uri.params["lr"] = None
+    first.uri.host = "other.test"
+    third = parse_message(make(start=start))
+    assert isinstance(third, Request)
+    assert third.uri == second.uri
+    assert third.uri.params == {"transport": "udp"}
+
+
+def test_a_remembered_name_addr_does_not_vouch_for_another() -> None:
+    assert isinstance(parse_message(make({"To": "To: <sip:bob@pbx.test>"})), Request)
+    with pytest.raises(ParseError, match="Bad To"):
+        parse_message(make({"To": "To: <sip:bob@pbx.test"}))
+    long_to = "<sip:" + "b" * 300 + "@pbx.test>"  # longer than what the memo keeps
+    for _ in range(2):
+        msg = parse_message(make({"To": f"To: {long_to}"}))
+        assert msg.headers.get("To") == long_to
+
+
+def test_the_same_request_uri_is_refused_every_time() -> None:
+    for _ in range(2):
+        with pytest.raises(ParseError, match="Bad Request-URI"):
+            parse_message(make(start="OPTIONS sip:pbx..test SIP/2.0"))

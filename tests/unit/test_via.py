@@ -166,3 +166,72 @@ def test_magic_cookie() -> None:
     assert has_magic_cookie("z9hG4bK776asdhds")
     assert not has_magic_cookie("776asdhds")
     assert not has_magic_cookie(None)
+
+
+# ------------------------------------------------------ stamp_received's return value
+
+
+@pytest.mark.parametrize(
+    "via",
+    [
+        "SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK1",
+        "SIP/2.0/UDP 10.0.0.7:5060;branch=z9hG4bK1",
+        "SIP/2.0/UDP 192.0.2.10:5060;rport;branch=z9hG4bK1",
+        "SIP/2.0/UDP pc33.atlanta.example;branch=z9hG4bK1;received=192.0.2.10",
+        "sip / 2.0 / udp  10.0.0.7 : 5060 ; branch = z9hG4bK1 ; rport",
+        'SIP/2.0/UDP 10.0.0.7;branch=z9hG4bK1;x="a;b"',
+    ],
+)
+def test_stamp_returns_the_top_via_as_it_now_stands(via: str) -> None:
+    req = request_with_vias(via, "SIP/2.0/UDP 10.0.0.8;branch=z9hG4bK2")
+    top = stamp_received(req, UDP_SOURCE)
+    assert top == req.top_via
+    assert top is not None
+    assert response_destination(top, UDP_SOURCE) == response_destination(req.top_via, UDP_SOURCE)
+
+
+def test_the_returned_via_is_the_callers_own() -> None:
+    req = request_with_vias("SIP/2.0/UDP 10.0.0.7;branch=z9hG4bK1")
+    top = stamp_received(req, UDP_SOURCE)
+    assert top is not None
+    top.params["maddr"] = "239.1.1.1"
+    assert "maddr" not in req.top_via.params
+
+
+def test_stamp_returns_none_without_via() -> None:
+    assert stamp_received(request_with_vias(), UDP_SOURCE) is None
+
+
+@pytest.mark.parametrize(
+    ("sent_by", "source_host", "stamped"),
+    [
+        pytest.param("192.0.2.10", "192.0.2.10", False, id="same-ipv4-text"),
+        pytest.param("192.0.2.010", "192.0.2.10", True, id="leading-zero-is-not-an-address"),
+        pytest.param("192.0.2.11", "192.0.2.10", True, id="other-ipv4"),
+        pytest.param("[::ffff:192.0.2.10]", "192.0.2.10", True, id="v4-mapped-is-not-v4"),
+        pytest.param("[2001:DB8::A]", "2001:db8:0:0:0:0:0:a", False, id="ipv6-spellings"),
+        pytest.param("[2001:db8::a]", "2001:db8::b", True, id="other-ipv6"),
+        pytest.param("localhost", "localhost", True, id="same-name-is-not-an-address"),
+    ],
+)
+def test_sent_by_compares_as_an_address(sent_by: str, source_host: str, stamped: bool) -> None:
+    req = request_with_vias(f"SIP/2.0/UDP {sent_by};branch=z9hG4bK1")
+    stamp_received(req, Endpoint("UDP", source_host, 5060))
+    assert ("received" in top(req)) is stamped
+
+
+def test_replace_first_is_pop_first_then_prepend() -> None:
+    for items in (
+        [("Via", "a"), ("Via", "b"), ("To", "t")],
+        [("Via", "a"), ("To", "t"), ("Via", "b")],
+        [("To", "t"), ("Via", "a"), ("X", "x"), ("Via", "b"), ("Via", "c")],
+        [("To", "t"), ("Via", "a")],
+        [("Via", "a"), ("To", "t")],
+        [("To", "t")],
+        [],
+    ):
+        one, two = Headers(items), Headers(items)
+        one.replace_first("v", "new")
+        two.pop_first("Via")
+        two.prepend("Via", "new")
+        assert one == two

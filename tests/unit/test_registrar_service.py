@@ -1,0 +1,306 @@
+"""The REGISTER transaction user with a fake stack, a memory store and fake clocks.
+
+No sockets: ``FakePort`` records what the service sends; time is assigned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+
+from switch.directory import load_directory
+from switch.location import AsyncStore, LocationStoreError, MemoryLocationStore
+from switch.registrar import Binding
+from switch.registrar_service import RegistrarService, behind_nat, load_nonce_secret
+from switch.settings import RegistrarSettings
+from switch.sip.auth import answer_challenge, parse_challenge
+from switch.sip.core import Capabilities, StatelessCore
+from switch.sip.endpoint import Endpoint
+from switch.sip.events import RequestReceived, ResponseReceived, TransactionTimedOut
+from switch.sip.message import Request, Response
+from switch.sip.parser import parse_message
+from switch.sip.transaction import ClientKey, ServerKey
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example"
+SOURCE = Endpoint("UDP", "192.0.2.10", 5062)
+
+
+class FakePort:
+    def __init__(self) -> None:
+        self.responses: list[Response] = []
+        self.requests: list[tuple[Request, Endpoint]] = []
+        self.raw: list[tuple[bytes, Endpoint]] = []
+
+    def send_response(self, response: Response) -> None:
+        self.responses.append(response)
+
+    def send_request(self, request: Request, dest: Endpoint) -> ClientKey:
+        self.requests.append((request, dest))
+        return ClientKey(f"z9hG4bK-{len(self.requests)}", request.method)
+
+    def send_raw(self, data: bytes, dest: Endpoint) -> None:
+        self.raw.append((data, dest))
+
+    def local_address(self, transport: str) -> tuple[str, int] | None:
+        return ("192.0.2.1", 5060)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.wall = 1_800_000_000.0
+
+    def mono(self) -> float:
+        return self.now
+
+
+class OrderedStore(MemoryLocationStore):
+    """Records when apply ran relative to what the port sent; may fail on demand."""
+
+    def __init__(self, port: FakePort) -> None:
+        super().__init__()
+        self.port = port
+        self.applied_after: list[int] = []
+        self.fail = False
+
+    def apply(self, upserts: Iterable[Binding] = (), removals: Iterable[Binding] = ()) -> None:
+        if self.fail:
+            raise LocationStoreError("disk full")
+        self.applied_after.append(len(self.port.responses))
+        super().apply(upserts, removals)
+
+
+async def make(**settings: object) -> tuple[RegistrarService, FakePort, OrderedStore, Clock]:
+    port = FakePort()
+    store = OrderedStore(port)
+    clock = Clock()
+    counter = itertools.count(1)
+    base: dict[str, object] = {"keepalive": {"interval": 30, "udp": "nat"}, "min_expires": 1}
+    base.update(settings)
+    service = RegistrarService(
+        port,
+        StatelessCore(Capabilities(server="test", tag_secret=b"k" * 16)),
+        directory=load_directory(EXAMPLE),
+        store=AsyncStore(store),
+        settings=RegistrarSettings.model_validate(base),
+        nonce_secret=b"s" * 32,
+        domain="pbx.test",
+        clock=clock.mono,
+        wall=lambda: clock.wall,
+        random_bytes=lambda n: next(counter).to_bytes(n, "big"),
+    )
+    return service, port, store, clock
+
+
+def register(
+    user: str = "401",
+    *,
+    authorization: str | None = None,
+    cseq: int = 1,
+    contact: str = "sip:401@192.0.2.10:5062",
+    extra: str = "",
+) -> Request:
+    auth = f"Authorization: {authorization}\r\n" if authorization else ""
+    data = (
+        f"REGISTER sip:pbx.test SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK-{cseq}\r\n"
+        f"Max-Forwards: 70\r\n"
+        f"From: <sip:{user}@pbx.test>;tag=a\r\nTo: <sip:{user}@pbx.test>\r\n"
+        f"Call-ID: unit@192.0.2.10\r\nCSeq: {cseq} REGISTER\r\n"
+        f"Contact: <{contact}>\r\nExpires: 60\r\n{extra}{auth}Content-Length: 0\r\n\r\n"
+    ).encode()
+    message = parse_message(data)
+    assert isinstance(message, Request)
+    return message
+
+
+def answer(challenge: Response, user: str, password: str, nc: int = 1) -> str:
+    value = challenge.headers.get_all("WWW-Authenticate")[0]
+    return answer_challenge(
+        parse_challenge(value),
+        username=user,
+        password=password,
+        method="REGISTER",
+        uri="sip:pbx.test",
+        cnonce="c",
+        nc=nc,
+    )
+
+
+async def registered(service: RegistrarService, user: str = "401") -> Response:
+    challenge = await service.process(register(user), SOURCE)
+    assert challenge is not None
+    assert challenge.status == 401
+    ok = await service.process(
+        register(user, authorization=answer(challenge, user, f"secret{user}"), cseq=2), SOURCE
+    )
+    assert ok is not None
+    return ok
+
+
+async def test_challenge_then_200_sent_only_after_the_binding_is_stored() -> None:
+    service, port, store, _ = await make()
+    key = ServerKey("z9hG4bK-1", ("192.0.2.10", 5062), "REGISTER")
+    service.handle_event(RequestReceived(register(), SOURCE, key))
+    await asyncio.gather(*service._tasks)
+    [challenge] = port.responses
+    assert challenge.status == 401
+    auth = answer(challenge, "401", "secret401")
+    service.handle_event(RequestReceived(register(authorization=auth, cseq=2), SOURCE, key))
+    await service.changed()
+    await asyncio.gather(*service._tasks)
+    ok = port.responses[-1]
+    assert ok.status == 200
+    assert ok.headers.get("Contact") == "<sip:401@192.0.2.10:5062>;expires=60"
+    # apply() ran when only the 401 had been sent: the 200 went out after it.
+    assert store.applied_after == [1]
+    [binding] = store.lookup("sip:401@pbx.test")
+    assert binding.source == SOURCE
+    assert service.stats["registered"] == 1
+
+
+async def test_challenge_lists_algorithms_in_configured_order() -> None:
+    service, *_ = await make(digest_algorithms=["SHA-256", "MD5"])
+    challenge = await service.process(register(), SOURCE)
+    assert challenge is not None
+    algorithms = [
+        parse_challenge(v).algorithm for v in challenge.headers.get_all("WWW-Authenticate")
+    ]
+    assert algorithms == ["SHA-256", "MD5"]
+
+
+async def test_algorithm_not_offered_fails() -> None:
+    service, *_ = await make(digest_algorithms=["SHA-256"])
+    challenge = await service.process(register(), SOURCE)
+    assert challenge is not None
+    # An MD5 answer to a SHA-256-only challenge, with the right password.
+    md5 = challenge.headers.get_all("WWW-Authenticate")[0].replace("SHA-256", "MD5")
+    auth = answer_challenge(
+        parse_challenge(md5),
+        username="401",
+        password="secret401",
+        method="REGISTER",
+        uri="sip:pbx.test",
+        cnonce="c",
+    )
+    refused = await service.process(register(authorization=auth, cseq=2), SOURCE)
+    assert refused is not None
+    assert refused.status == 401
+    assert service.stats["auth_failures"] == 1
+
+
+async def test_store_failure_answers_500_and_stores_nothing() -> None:
+    service, _, store, _ = await make()
+    store.fail = True
+    answer_ = await registered(service)
+    assert (answer_.status, answer_.reason) == (500, "Binding Not Stored")
+    assert store.all() == []
+
+
+async def test_digest_username_must_be_the_to_user() -> None:
+    service, *_ = await make()
+    challenge = await service.process(register("402"), SOURCE)
+    assert challenge is not None
+    # 401's valid credentials used to register 402.
+    auth = answer(challenge, "401", "secret401")
+    refused = await service.process(register("402", authorization=auth, cseq=2), SOURCE)
+    assert refused is not None
+    assert refused.status == 401
+
+
+async def test_expired_nonce_is_stale() -> None:
+    service, _, _, clock = await make(nonce_lifetime=10)
+    challenge = await service.process(register(), SOURCE)
+    assert challenge is not None
+    clock.wall += 11
+    again = await service.process(
+        register(authorization=answer(challenge, "401", "secret401"), cseq=2), SOURCE
+    )
+    assert again is not None
+    assert again.status == 401
+    assert all("stale=true" in v for v in again.headers.get_all("WWW-Authenticate"))
+    assert service.stats["auth_failures"] == 0
+
+
+async def test_keepalive_options_for_nat_binding_and_timeout_marks_unreachable() -> None:
+    service, port, store, clock = await make()
+    await registered(service)  # Contact port 5062 from 5062: not behind NAT
+    assert not behind_nat(store.lookup("sip:401@pbx.test")[0])
+    challenge = await service.process(register("402"), SOURCE)
+    assert challenge is not None
+    ok = await service.process(
+        register(
+            "402",
+            authorization=answer(challenge, "402", "secret402"),
+            cseq=2,
+            contact="sip:402@10.0.0.5:5060",
+        ),
+        SOURCE,
+    )
+    assert ok is not None
+    assert ok.status == 200
+    clock.now += 30
+    await service._keepalive_tick()
+    [(options, dest)] = port.requests
+    assert options.method == "OPTIONS"
+    assert str(options.uri) == "sip:402@10.0.0.5:5060"
+    assert dest == Endpoint("UDP", "192.0.2.10", 5062)
+    key = ClientKey("z9hG4bK-1", "OPTIONS")
+    service.handle_event(TransactionTimedOut(key, "OPTIONS"))
+    await service.changed()
+    assert not any(b.reachable for b in store.all())  # same address: both bindings
+    # A later answer brings them back.
+    clock.now += 30
+    await service._keepalive_tick()
+    response = Response(200, "OK", options.headers)
+    service.handle_event(ResponseReceived(response, ClientKey("z9hG4bK-2", "OPTIONS")))
+    await service.changed()
+    assert all(b.reachable for b in store.all())
+
+
+async def test_connection_lost_marks_its_bindings_unreachable() -> None:
+    service, _, store, _ = await make()
+    tcp = Endpoint("TCP", "192.0.2.10", 40000, 7)
+    challenge = await service.process(register(), tcp)
+    assert challenge is not None
+    ok = await service.process(
+        register(authorization=answer(challenge, "401", "secret401"), cseq=2), tcp
+    )
+    assert ok is not None
+    assert ok.status == 200
+    service.connection_lost(tcp)
+    await service.changed()
+    [binding] = store.all()
+    assert not binding.reachable
+
+
+def test_nonce_secret_is_created_once_and_kept(tmp_path: Path) -> None:
+    first = load_nonce_secret(tmp_path)
+    assert len(first) == 32
+    assert load_nonce_secret(tmp_path) == first
+    assert (tmp_path / "nonce-secret").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(
+    ("contact", "nat"),
+    [
+        ("sip:401@192.0.2.10:5062", False),
+        ("sip:401@192.0.2.10", True),  # 5060 != 5062
+        ("sip:401@10.0.0.5:5062", True),
+    ],
+)
+def test_behind_nat(contact: str, nat: bool) -> None:
+    binding = Binding(
+        aor="sip:401@pbx.test",
+        contact=contact,
+        expires_at=0,
+        call_id="c",
+        cseq=1,
+        source=SOURCE,
+        received_at=0,
+    )
+    assert behind_nat(binding) is nat

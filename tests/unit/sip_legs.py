@@ -10,6 +10,7 @@ import itertools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from switch.sip.dialog_events import SessionEvent
 from switch.sip.endpoint import Endpoint
@@ -229,7 +230,7 @@ def answer_with(*steps: tuple[int, bytes]) -> Callable[[Side, InviteSession, flo
     return on_invite
 
 
-def net(**kw: object) -> Net:
+def net(**kw: Any) -> Net:
     a_kw = {k[2:]: v for k, v in kw.items() if k.startswith("a_")}
     b_kw = {k[2:]: v for k, v in kw.items() if k.startswith("b_")}
     a = make_side(A, B, "a", **a_kw)

@@ -13,20 +13,22 @@ from switch.sip.dialog import (
     DialogSet,
     DialogState,
 )
-from switch.sip.message import make_response
+from switch.sip.message import Request, Response, make_response
 from tests.unit.test_transaction import make_request
 
 RR = ["<sip:p1.example;lr>", "<sip:p2.example;lr>"]
 
 
-def _invite(record_route: list[str] | None = None):
+def _invite(record_route: list[str] | None = None) -> Request:
     invite = make_request("INVITE", call_id="c1", from_tag="ft")
     for rr in record_route or []:
         invite.headers.add("Record-Route", rr)
     return invite
 
 
-def _response(invite, status: int, *, tag: str = "tt", contact: str = "<sip:bob@192.0.2.9>"):
+def _response(
+    invite: Request, status: int, *, tag: str = "tt", contact: str = "<sip:bob@192.0.2.9>"
+) -> Response:
     extra = [("Contact", contact)] + [
         ("Record-Route", v) for v in invite.headers.get_all("Record-Route")
     ]

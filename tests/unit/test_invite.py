@@ -98,7 +98,7 @@ def test_bye_from_callee() -> None:
 
 
 def test_lost_2xx_is_retransmitted_and_acked_once_per_copy() -> None:
-    lost = []
+    lost: list[object] = []
 
     def drop(src: object, m: object) -> bool:
         if isinstance(m, Response) and m.status == 200 and not lost:
@@ -116,7 +116,8 @@ def test_lost_2xx_is_retransmitted_and_acked_once_per_copy() -> None:
     oks = n.sent(n.b, "200 INVITE")
     assert len(oks) == 1  # the retransmission at T1, after the lost one
     assert len(n.sent(n.a, "ACK")) == 1
-    assert n.b.leg.get_timer() is None or n.b.leg.get_timer() > 100
+    deadline = n.b.leg.get_timer()
+    assert deadline is None or deadline > 100
 
 
 def test_lost_ack_gets_the_2xx_again_and_the_same_ack_back() -> None:
@@ -348,7 +349,7 @@ def test_422_then_retry_with_min_se() -> None:
 
 
 def test_prack_retransmission_and_matching() -> None:
-    first = []
+    first: list[object] = []
 
     def drop(src: object, m: object) -> bool:
         if isinstance(m, Response) and m.status == 183 and not first:
@@ -483,10 +484,10 @@ def test_forked_early_dialogs_and_second_2xx_acked_then_byed() -> None:
 def test_tables_are_monotone_and_have_no_double_offer() -> None:
     for (state, _), nxt in CALL_TRANSITIONS.items():
         assert nxt >= state
-    for (state, inp), nxt in OFFER_ANSWER.items():
+    for (offer_state, inp), offer_next in OFFER_ANSWER.items():
         if inp in (OfferInput.SEND_OFFER, OfferInput.RECEIVE_OFFER):
-            assert state is OfferState.IDLE
-        assert nxt in OfferState
+            assert offer_state is OfferState.IDLE
+        assert offer_next in OfferState
     oa = OfferAnswer()
     oa.fire(OfferInput.SEND_OFFER, (1, "INVITE"))
     with pytest.raises(OfferPending) as err:

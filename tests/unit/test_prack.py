@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from switch.sip.message import make_response
+from switch.sip.message import Response, make_response
 from switch.sip.prack import (
     RAck,
     ReliableProvisionals,
@@ -65,7 +65,7 @@ def test_uac_tracks_rseq_per_dialog() -> None:
     invite = make_request("INVITE")
     tracker = RSeqTracker()
 
-    def rel(rseq: int, tag: str = "t"):
+    def rel(rseq: int, tag: str = "t") -> Response:
         return make_response(
             invite, 183, to_tag=tag, extra=[("Require", "100rel"), ("RSeq", str(rseq))]
         )

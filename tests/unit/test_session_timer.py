@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from switch.sip.message import make_response
+from switch.sip.message import Request, make_response
 from switch.sip.session_timer import (
     IntervalTooSmall,
     Negotiated,
@@ -19,7 +19,7 @@ from switch.sip.session_timer import (
 from tests.unit.test_transaction import make_request
 
 
-def _invite(*headers: tuple[str, str]):
+def _invite(*headers: tuple[str, str]) -> Request:
     r = make_request("INVITE")
     for n, v in headers:
         r.headers.add(n, v)
@@ -55,7 +55,7 @@ def test_too_small_is_422_with_min_se() -> None:
         ((("Supported", "timer"), ("Min-SE", "2000")), Negotiated(2000, "uac", True)),
     ],
 )
-def test_uas_refresher_choice(headers, expected) -> None:
+def test_uas_refresher_choice(headers: list[tuple[str, str]], expected: object) -> None:
     assert uas_negotiate(_invite(*headers)) == expected
 
 

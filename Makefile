@@ -9,7 +9,7 @@ CODE_DIRS := switch routing media ivr bench tests
 # Debian packages the tests drive as real peers (SIPp, TLS wrapper, OpenSSL CLI).
 TEST_DEBS ?= sip-tester socat openssl sipvicious
 # Extra peers used only by benchmarks.
-BENCH_DEBS ?= sip-tester kamailio
+BENCH_DEBS ?= sip-tester kamailio rtpengine-daemon
 
 .PHONY: run test lint unit bench deps test-deps clean check
 

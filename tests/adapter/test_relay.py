@@ -1,0 +1,411 @@
+"""The media relay on real UDP sockets (127.0.0.1): audio checked by frequency.
+
+Fake phones are asyncio datagram endpoints. They send G.711 μ-law frames of a
+sine through a relay session; the far phone decodes what arrives and
+``tone.dominant_frequency`` says which tone crossed. No sleep synchronises
+anything: tests await packets (or a counter) with a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pylibsrtp
+import pytest
+
+from media.g711 import ulaw_decode, ulaw_encode
+from media.latching import LatchConfig
+from media.player import Player
+from media.ports import PortAllocator
+from media.relay import MediaRelay, RelaySession, SrtpKeys, SrtpKeysError
+from media.rtp import RtpPacket, pack_header, peek_header
+from media.tone import dominant_frequency, sine
+
+TIMEOUT = 2.0
+FRAME = 160  # 20 ms of PCMU at 8 kHz
+CANDIDATES = (440.0, 1000.0, 2000.0)
+PORTS = (46000, 47999)
+
+
+def tone_frames(freq: float, n: int) -> list[bytes]:
+    payload = ulaw_encode(sine(freq, 20 * n))
+    return [payload[i * FRAME : (i + 1) * FRAME] for i in range(n)]
+
+
+def heard(packets: list[bytes]) -> float | None:
+    """The tone in a list of RTP packets (put in sequence order first)."""
+    parsed = sorted((RtpPacket.parse(p) for p in packets), key=lambda p: p.sequence_number)
+    pcm = ulaw_decode(b"".join(p.payload for p in parsed))
+    return dominant_frequency(pcm, 8000, CANDIDATES)
+
+
+class Phone(asyncio.DatagramProtocol):
+    """One UDP socket of a fake phone; what arrives lands in a queue."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[tuple[bytes, Any]] = asyncio.Queue()
+        self.transport: asyncio.DatagramTransport | None = None
+        self.seq = 1000
+        self.ts = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.queue.put_nowait((data, addr))
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self.transport is not None
+        host, port = self.transport.get_extra_info("sockname")[:2]
+        return host, port
+
+    def send(self, data: bytes, port: int) -> None:
+        assert self.transport is not None
+        self.transport.sendto(data, ("127.0.0.1", port))
+
+    def send_rtp(
+        self,
+        frames: list[bytes],
+        port: int,
+        ssrc: int,
+        *,
+        protect: Callable[[bytes], bytes] | None = None,
+    ) -> list[bytes]:
+        sent = []
+        for frame in frames:
+            packet = pack_header(0, self.seq, self.ts, ssrc, False) + frame
+            self.seq += 1
+            self.ts += FRAME
+            sent.append(packet)
+            self.send(protect(packet) if protect else packet, port)
+        return sent
+
+    async def recv(self, n: int = 1) -> list[bytes]:
+        out = []
+        for _ in range(n):
+            data, _ = await asyncio.wait_for(self.queue.get(), TIMEOUT)
+            out.append(data)
+        return out
+
+    def pending(self) -> list[bytes]:
+        out = []
+        while not self.queue.empty():
+            out.append(self.queue.get_nowait()[0])
+        return out
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait (polling the loop) until ``condition()``; fail after ``TIMEOUT``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + TIMEOUT
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.002)
+
+
+@pytest.fixture
+async def phones() -> AsyncIterator[Callable[[], Any]]:
+    loop = asyncio.get_running_loop()
+    made: list[asyncio.DatagramTransport] = []
+
+    async def make() -> Phone:
+        transport, protocol = await loop.create_datagram_endpoint(
+            Phone, local_addr=("127.0.0.1", 0)
+        )
+        made.append(transport)
+        return protocol
+
+    yield make
+    for transport in made:
+        transport.close()
+
+
+@pytest.fixture
+async def relay() -> AsyncIterator[MediaRelay]:
+    relay = MediaRelay(ports=PortAllocator(*PORTS), rtp_timeout=30.0)
+    yield relay
+    await relay.close()
+    assert relay.ports.in_use == 0
+
+
+async def bridged(
+    relay: MediaRelay, phones: Callable[[], Any]
+) -> tuple[RelaySession, Phone, Phone]:
+    session = await relay.open_session("call")
+    a, b = await phones(), await phones()
+    session.a.set_remote(a.address)
+    session.b.set_remote(b.address)
+    return session, a, b
+
+
+async def test_tones_cross_both_ways(relay: MediaRelay, phones: Callable[[], Any]) -> None:
+    session, a, b = await bridged(relay, phones)
+    sent_a = a.send_rtp(tone_frames(1000, 25), session.a.rtp_port, ssrc=0xA)
+    b.send_rtp(tone_frames(2000, 25), session.b.rtp_port, ssrc=0xB)
+    at_b, at_a = await b.recv(25), await a.recv(25)
+    assert heard(at_b) == 1000.0
+    assert heard(at_a) == 2000.0
+    # Bridging passes packets through unchanged: SSRC, sequence, timestamp, payload.
+    assert at_b == sent_a
+    stats = session.stats()
+    assert stats["a_packets_in"] == stats["b_packets_out"] == 25
+    assert stats["b_packets_in"] == stats["a_packets_out"] == 25
+    assert stats["a_bytes_in"] == 25 * (12 + FRAME)
+    assert stats["dropped"] == 0
+
+
+async def test_latches_to_the_nat_source_and_ignores_injection(
+    phones: Callable[[], Any],
+) -> None:
+    relay = MediaRelay(ports=PortAllocator(*PORTS), latch=LatchConfig(packets=3, quiet=30.0))
+    try:
+        session = await relay.open_session("nat")
+        private, nated, b, intruder = [await phones() for _ in range(4)]
+        session.a.set_remote(private.address)  # what A's SDP says
+        session.b.set_remote(b.address)
+        # A speaks from its NAT mapping: probation drops 2 packets, the 3rd latches.
+        a_frames = tone_frames(1000, 25)
+        nated.send_rtp(a_frames, session.a.rtp_port, ssrc=0xA)
+        at_b = await b.recv(23)
+        assert heard(at_b) == 1000.0
+        assert session.a.latched == nated.address
+        # B's audio now goes to the NAT mapping, not to the SDP address.
+        b.send_rtp(tone_frames(2000, 25), session.b.rtp_port, ssrc=0xB)
+        assert heard(await nated.recv(25)) == 2000.0
+        assert private.pending() == []
+        # A third address injects a clean stream: dropped. Then A speaks again.
+        intruder.send_rtp(tone_frames(440, 10), session.a.rtp_port, ssrc=0xE)
+        nated.send_rtp(tone_frames(1000, 1), session.a.rtp_port, ssrc=0xA)
+        (packet,) = await b.recv(1)
+        assert peek_header(packet)[3] == 0xA  # type: ignore[index]
+        assert b.pending() == []
+        stats = session.stats()
+        assert stats["dropped"] == 2 + 10
+        assert stats["a_latches"] == 1
+        assert session.a.latched == nated.address
+    finally:
+        await relay.close()
+
+
+async def test_hold_sends_nothing_then_resume(relay: MediaRelay, phones: Callable[[], Any]) -> None:
+    session, a, b = await bridged(relay, phones)
+    session.b.set_remote(None)  # B's re-INVITE with c=0.0.0.0
+    a.send_rtp(tone_frames(1000, 5), session.a.rtp_port, ssrc=0xA)
+    await until(lambda: session.stats()["a_packets_in"] == 5)
+    session.b.set_remote(("0.0.0.0", b.address[1]))
+    a.send_rtp(tone_frames(1000, 5), session.a.rtp_port, ssrc=0xA)
+    await until(lambda: session.stats()["a_packets_in"] == 10)
+    assert b.pending() == []
+    assert session.stats()["b_packets_out"] == 0
+    session.b.set_remote(b.address)  # resume
+    a.send_rtp(tone_frames(1000, 25), session.a.rtp_port, ssrc=0xA)
+    assert heard(await b.recv(25)) == 1000.0
+
+
+async def test_direction_sendonly_and_inactive(
+    relay: MediaRelay, phones: Callable[[], Any]
+) -> None:
+    session, a, b = await bridged(relay, phones)
+    session.a.set_direction(sends=True, receives=False)  # A holds with a=sendonly (MOH)
+    session.b.set_direction(sends=False, receives=True)
+    b.send_rtp(tone_frames(2000, 5), session.b.rtp_port, ssrc=0xB)
+    a.send_rtp(tone_frames(440, 25), session.a.rtp_port, ssrc=0xA)
+    assert heard(await b.recv(25)) == 440.0
+    await until(lambda: session.stats()["b_packets_in"] == 5)
+    assert a.pending() == []
+
+
+@pytest.mark.parametrize("suite", ["AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32"])
+async def test_srtp_on_leg_a_only(relay: MediaRelay, phones: Callable[[], Any], suite: str) -> None:
+    session, a, b = await bridged(relay, phones)
+    phone_key, relay_key = bytes(range(30)), bytes(range(100, 130))
+    session.a.set_srtp(inbound=SrtpKeys(suite, phone_key), outbound=SrtpKeys(suite, relay_key))
+    profile = {
+        "AES_CM_128_HMAC_SHA1_80": pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
+        "AES_CM_128_HMAC_SHA1_32": pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_32,
+    }[suite]
+    a_tx = pylibsrtp.Session(
+        pylibsrtp.Policy(phone_key, pylibsrtp.Policy.SSRC_ANY_OUTBOUND, srtp_profile=profile)
+    )
+    a_rx = pylibsrtp.Session(
+        pylibsrtp.Policy(relay_key, pylibsrtp.Policy.SSRC_ANY_INBOUND, srtp_profile=profile)
+    )
+    sent = a.send_rtp(tone_frames(1000, 25), session.a.rtp_port, ssrc=0xA, protect=a_tx.protect)
+    at_b = await b.recv(25)
+    assert at_b == sent  # decrypted to the very packets A encrypted
+    assert heard(at_b) == 1000.0
+
+    b_sent = b.send_rtp(tone_frames(2000, 25), session.b.rtp_port, ssrc=0xB)
+    at_a = await a.recv(25)
+    assert all(len(p) > 12 + FRAME for p in at_a)  # auth tag: really SRTP
+    plain = [a_rx.unprotect(p) for p in at_a]
+    assert plain == b_sent
+    assert heard(plain) == 2000.0
+
+    # SRTCP from A arrives at B as plain RTCP; a forged SRTP packet is dropped.
+    rtcp_a, rtcp_b = await phones(), await phones()
+    session.a.set_remote(a.address, rtcp_a.address)
+    session.b.set_remote(b.address, rtcp_b.address)
+    report = bytes([0x81, 201, 0, 1]) + (0xA).to_bytes(4, "big")
+    rtcp_a.send(a_tx.protect_rtcp(report), session.a.rtcp_port)
+    assert await rtcp_b.recv(1) == [report]
+    a.send(pack_header(0, 5000, 0, 0xA, False) + bytes(FRAME + 10), session.a.rtp_port)
+    await until(lambda: session.stats()["srtp_errors"] == 1)
+
+
+def test_srtp_keys_are_checked() -> None:
+    with pytest.raises(SrtpKeysError, match="unsupported"):
+        SrtpKeys("F8_128_HMAC_SHA1_80", bytes(30))
+    with pytest.raises(SrtpKeysError, match="30 bytes"):
+        SrtpKeys("AES_CM_128_HMAC_SHA1_80", bytes(16))
+
+
+async def test_player_then_bridging_with_marker(
+    relay: MediaRelay, phones: Callable[[], Any]
+) -> None:
+    session, a, b = await bridged(relay, phones)
+    done = asyncio.get_running_loop().create_future()
+    player = Player(tone_frames(440, 15), pt=0, ssrc=0x5EED, seq0=7, ts0=0)
+    session.b.play(player, on_done=lambda: done.set_result(True))
+    assert session.b.playing
+    # While the announcement plays, what A says does not reach B.
+    a.send_rtp(tone_frames(1000, 5), session.a.rtp_port, ssrc=0xA)
+    await asyncio.wait_for(done, TIMEOUT)
+    played = await b.recv(15)
+    assert {peek_header(p)[3] for p in played} == {0x5EED}  # type: ignore[index]
+    assert [peek_header(p)[1] for p in played] == list(range(7, 22))  # type: ignore[index]
+    assert heard(played) == 440.0
+    assert b.pending() == []
+    # Bridging again: A's stream, the first packet with the marker bit.
+    a.send_rtp(tone_frames(1000, 25), session.a.rtp_port, ssrc=0xA)
+    bridged_packets = await b.recv(25)
+    headers = [peek_header(p) for p in bridged_packets]
+    assert [h[4] for h in headers] == [True] + [False] * 24  # type: ignore[index]
+    assert {h[3] for h in headers} == {0xA}  # type: ignore[index]
+    assert heard(bridged_packets) == 1000.0
+
+
+async def test_play_none_stops_early_and_bridges(
+    relay: MediaRelay, phones: Callable[[], Any]
+) -> None:
+    session, a, b = await bridged(relay, phones)
+    session.b.play(Player(tone_frames(440, 500), pt=0, ssrc=0x5EED, seq0=0, ts0=0))
+    await b.recv(1)
+    session.b.play(None)
+    b.pending()
+    a.send_rtp(tone_frames(1000, 2), session.a.rtp_port, ssrc=0xA)
+    first, second = await b.recv(2)
+    assert peek_header(first)[4]  # type: ignore[index]
+    assert not peek_header(second)[4]  # type: ignore[index]
+
+
+async def test_rtp_timeout_fires_once_and_only_when_answered(phones: Callable[[], Any]) -> None:
+    relay = MediaRelay(ports=PortAllocator(*PORTS), rtp_timeout=0.2)
+    try:
+        session, _, _ = await bridged(relay, phones)
+        fired: list[tuple[RelaySession, str]] = []
+        event = asyncio.Event()
+
+        def on_timeout(s: RelaySession, reason: str) -> None:
+            fired.append((s, reason))
+            event.set()
+
+        session.on_timeout(on_timeout)
+        with pytest.raises(TimeoutError):  # ringing: silence is normal
+            await asyncio.wait_for(event.wait(), 0.4)
+        session.set_answered(True)
+        loop = asyncio.get_running_loop()
+        answered_at = loop.time()
+        await asyncio.wait_for(event.wait(), TIMEOUT)
+        assert loop.time() - answered_at >= 0.2
+        assert fired == [(session, "rtp_timeout")]
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(asyncio.Event().wait(), 0.3)
+        assert len(fired) == 1
+    finally:
+        await relay.close()
+
+
+async def test_rtp_keeps_an_answered_call_alive(phones: Callable[[], Any]) -> None:
+    relay = MediaRelay(ports=PortAllocator(*PORTS), rtp_timeout=0.15)
+    try:
+        session, a, b = await bridged(relay, phones)
+        fired: list[str] = []
+        session.on_timeout(lambda s, reason: fired.append(reason))
+        session.set_answered(True)
+        frames = tone_frames(1000, 25)
+        for frame in frames:  # 0.5 s of real-time audio both ways
+            a.send_rtp([frame], session.a.rtp_port, ssrc=0xA)
+            b.send_rtp([frame], session.b.rtp_port, ssrc=0xB)
+            await b.recv(1)
+            await a.recv(1)
+            await asyncio.sleep(0.02)  # pacing the phones, not synchronising
+        assert fired == []
+    finally:
+        await relay.close()
+
+
+async def test_rtcp_relayed_both_ways(relay: MediaRelay, phones: Callable[[], Any]) -> None:
+    session = await relay.open_session("rtcp")
+    a, a_rtcp, b, b_rtcp = [await phones() for _ in range(4)]
+    session.a.set_remote(a.address, a_rtcp.address)
+    session.b.set_remote(b.address, b_rtcp.address)
+    rr_a = bytes([0x81, 201, 0, 7]) + (0xA).to_bytes(4, "big") + bytes(24)
+    rr_b = bytes([0x81, 201, 0, 7]) + (0xB).to_bytes(4, "big") + bytes(24)
+    a_rtcp.send(rr_a, session.a.rtcp_port)
+    b_rtcp.send(rr_b, session.b.rtcp_port)
+    assert await b_rtcp.recv(1) == [rr_a]
+    assert await a_rtcp.recv(1) == [rr_b]
+    # Not RTCP on the RTCP port: dropped.
+    a_rtcp.send(b"\x80\x00" + bytes(20), session.a.rtcp_port)
+    await until(lambda: session.stats()["dropped"] == 1)
+    stats = session.stats()
+    assert (stats["a_rtcp_in"], stats["b_rtcp_out"]) == (1, 1)
+
+
+def _open_sockets() -> int:
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                count += 1
+        except OSError:
+            continue  # the listing's own fd, gone already
+    return count
+
+
+async def test_thousand_sessions_leave_no_port_and_no_socket() -> None:
+    ports = PortAllocator(*PORTS)
+    relay = MediaRelay(ports=ports)
+    baseline = _open_sockets()
+    for batch in range(20):
+        sessions = await asyncio.gather(*(relay.open_session(f"s{batch}-{i}") for i in range(50)))
+        assert relay.sessions == 50
+        assert _open_sockets() == baseline + 50 * 4
+        for session in sessions:
+            session.close()
+            session.close()  # idempotent
+        assert ports.in_use == 0
+        await asyncio.gather(*(s.wait_closed() for s in sessions))
+    await relay.close()
+    assert relay.sessions == 0
+    assert ports.in_use == 0
+    assert _open_sockets() == baseline
+
+
+async def test_busy_port_is_skipped(phones: Callable[[], Any]) -> None:
+    squatter = await phones()
+    port = squatter.address[1] & ~1
+    # A range whose first pair is taken by someone else.
+    relay = MediaRelay(ports=PortAllocator(port, port + 9))
+    try:
+        session = await relay.open_session("x")
+        assert port not in (session.a.rtp_port, session.b.rtp_port)
+    finally:
+        await relay.close()
+    assert relay.ports.in_use == 0

@@ -29,8 +29,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from media.ports import PortAllocator
+from media.relay import MediaRelay
 from routing.source import ConfigErrors
 from switch import __version__
+from switch.b2bua import B2bua
+from switch.cdr import CdrStore, cdr_db_path
 from switch.directory import DIRECTORY_FILE, Directory, load_directory, rewrite_clear_passwords
 from switch.location import AsyncStore, LocationStoreError, SqliteLocationStore, location_db_path
 from switch.log import LEVELS, configure_logging
@@ -45,6 +49,8 @@ from switch.transport import ListenAddress, TransportLimits
 
 log = logging.getLogger("switch.app")
 
+# In-dialog and call-setup methods the B2BUA handles (besides ACK, CANCEL).
+CALL_METHODS = ("INVITE", "BYE", "UPDATE", "PRACK", "INFO", "REFER", "NOTIFY")
 GRACE = 5.0  # seconds the first stop signal leaves to running transactions
 
 
@@ -78,9 +84,12 @@ def _sd_notify(state: str) -> None:
 
 def capabilities(settings: Settings) -> Capabilities:
     return Capabilities(
-        allow=(*DEFAULT_ALLOW, "REGISTER"),
-        # REGISTER goes to a server transaction and the registrar service.
-        stateful=("REGISTER",),
+        allow=(*DEFAULT_ALLOW, "REGISTER", *CALL_METHODS),
+        # REGISTER goes to a server transaction and the registrar service; the
+        # call methods to the B2BUA (switch.b2bua). ACK and CANCEL always reach
+        # the transaction layer.
+        stateful=("REGISTER", *CALL_METHODS),
+        supported=("100rel", "timer", "replaces"),
         server=f"{settings.sip.server_name}/{__version__}",
         tag_secret=os.urandom(16),
     )
@@ -118,6 +127,7 @@ class Server:
         self.ready = asyncio.Event()
         self.stack: Stack | None = None
         self.registrar: RegistrarService | None = None
+        self.b2bua: B2bua | None = None
 
     def handle_exit(self, signum: int) -> None:
         if self.should_exit.is_set():
@@ -193,6 +203,27 @@ class Server:
             stack.transport.user = registrar.gate
             stack.transport.on_connection_lost = registrar.connection_lost
             stack.on_event = registrar.handle_event
+            # Calls: the registrar passes on what is not its own to the B2BUA.
+            media = self.settings.media
+            relay = MediaRelay(
+                address=media.address,
+                ports=PortAllocator(*media.rtp_ports),
+                rtp_timeout=media.rtp_timeout,
+            )
+            cdr = CdrStore(cdr_db_path(self.data_dir))
+            self.b2bua = b2bua = B2bua(
+                stack,
+                registrar=registrar,
+                directory=directory,
+                store=registrar.store,
+                relay=relay,
+                media=media,
+                calls=self.settings.calls,
+                domain=sip.domain,
+                cdr=cdr,
+                fallback=registrar.fallback,
+            )
+            registrar.fallback = b2bua.handle_event
             try:
                 await stack.start(
                     [ListenAddress(li.transport.upper(), li.host, li.port) for li in sip.listen]
@@ -210,8 +241,11 @@ class Server:
             self.ready.set()
             await self.should_exit.wait()
             _sd_notify("STOPPING=1")
+            await b2bua.close()  # BYE/CANCEL every call; the stop below lets them finish
             await self._stop(stack)
+            await relay.close()
             await registrar.close()
+            cdr.close()
             sync_store.close()
             log.info("stopped")
             return 0

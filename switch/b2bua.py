@@ -1,0 +1,492 @@
+"""The B2BUA executor: INVITEs become ``switch.call.Call``s; their commands run here.
+
+For every out-of-dialog INVITE the transaction layer passes up
+(``RequestReceived``), in order:
+
+1. **Ban check** (the registrar's ``Admission``): a banned source gets ``403``.
+2. **Caller**: the ``From`` domain must be a company's; anything else is refused
+   ``403`` (no open relay: nothing is called on behalf of an unknown source).
+3. **Digest** (``RegistrarService.authenticate`` with ``proxy=True``): the
+   same nonces, algorithms and brute-force accounting as REGISTER, answered
+   ``407`` with ``Proxy-Authenticate`` (RFC 3261 §22.3); the digest user must be
+   the ``From`` user.
+4. **Caller's line limit** (``Line.max_calls``): ``486`` beyond it.
+5. The A leg (``InviteSession.uas``) and the ``Call`` are created at once, so
+   that a CANCEL arriving during the lookups finds them; then, asynchronously:
+6. **Callee**: the Request-URI user as an extension of the caller's company,
+   else as a direct number (``404`` when neither); its line limit (``486``);
+   its reachable bindings (``480`` when none); a relay session; one B leg per
+   binding, sent to the binding's source (over its connection for TCP/TLS).
+
+Then the executor only pumps: layer events to the call that owns the Call-ID
+(or the client transaction, for timeouts), the call's commands to the stack,
+the relay and the CDR store, one ``loop.call_at`` per call for its deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import secrets
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from switch.call import (
+    Call,
+    CallEnded,
+    CallState,
+    LegSend,
+    Limits,
+    MediaAnswered,
+    MediaPlan,
+    MediaUpdate,
+    Target,
+)
+from switch.cdr import CdrStore
+from switch.directory import Directory, Line
+from switch.location import AsyncLocationStore
+from switch.registrar_service import RegistrarService
+from switch.settings import CallSettings, MediaSettings
+from switch.sip.endpoint import Endpoint
+from switch.sip.errors import ParseError
+from switch.sip.events import (
+    AckReceived,
+    CancelReceived,
+    Event,
+    RequestReceived,
+    ResponseReceived,
+    StrayResponseReceived,
+    TransactionTerminated,
+    TransactionTimedOut,
+    TransportErrorOccurred,
+)
+from switch.sip.invite import (
+    InviteSession,
+    SendAck,
+    SendCancel,
+    SendRequest,
+    SendResponse,
+    SessionConfig,
+    SessionIds,
+)
+from switch.sip.message import Request
+from switch.sip.transaction import ClientKey
+from switch.sip.transaction_layer import NoSuchTransaction
+from switch.sip.uri import parse_uri
+from switch.stack import new_branch
+
+log = logging.getLogger(__name__)
+
+
+class RelayLegPort(Protocol):
+    rtp_port: int
+
+    def set_remote(
+        self, rtp: tuple[str, int] | None, rtcp: tuple[str, int] | None = None
+    ) -> None: ...
+
+    def set_direction(self, sends: bool, receives: bool) -> None: ...
+
+
+class RelaySessionPort(Protocol):
+    @property
+    def a(self) -> Any: ...
+
+    @property
+    def b(self) -> Any: ...
+
+    def on_timeout(self, callback: Callable[[Any, str], None]) -> None: ...
+
+    def set_answered(self, answered: bool) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class RelayPort(Protocol):
+    """What the executor needs of ``media.relay.MediaRelay``."""
+
+    async def open_session(self, name: str) -> Any: ...
+
+
+@dataclass(slots=True)
+class _Running:
+    call: Call
+    lines: list[str]
+    session: Any = None  # media.relay.RelaySession once open
+    media: dict[str, MediaUpdate] = field(default_factory=dict)  # before the session opens
+    timer: asyncio.TimerHandle | None = None
+    deadline: float | None = None
+    call_ids: set[str] = field(default_factory=set)
+    keys: set[ClientKey] = field(default_factory=set)
+    ended: bool = False
+
+
+class B2bua:
+    """Calls between the company's phones; see the module docstring."""
+
+    def __init__(
+        self,
+        stack: Any,
+        *,
+        registrar: RegistrarService,
+        directory: Directory,
+        store: AsyncLocationStore,
+        relay: RelayPort,
+        media: MediaSettings,
+        calls: CallSettings,
+        domain: str,
+        cdr: CdrStore | None = None,
+        fallback: Callable[[Event], None] | None = None,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.stack = stack
+        self.registrar = registrar
+        self.directory = directory
+        self.store = store
+        self.relay = relay
+        self.media = media
+        self.limits = Limits(ring_timeout=calls.ring_timeout, max_duration=calls.max_duration)
+        self.domain = domain
+        self.cdr = cdr
+        self.fallback = fallback
+        self.wall = wall
+        self.loop = asyncio.get_running_loop()
+        self.stats: Counter[str] = Counter()
+        self.active: Counter[str] = Counter()  # line key -> calls in progress
+        self._by_call_id: dict[str, _Running] = {}
+        self._by_key: dict[ClientKey, _Running] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._ids = SessionIds(
+            new_tag=lambda: secrets.token_hex(6),
+            new_branch=new_branch,
+            new_call_id=lambda: f"{secrets.token_hex(12)}@{domain}",
+            rng=random.Random(os.urandom(16)),
+        )
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------------------
+    @property
+    def calls(self) -> list[Call]:
+        return list({id(r.call): r.call for r in self._by_call_id.values()}.values())
+
+    async def close(self) -> None:
+        """Hang up every call (BYE/CANCEL/480) and release the media."""
+        self._closed = True
+        now = self.loop.time()
+        for running in list({id(r): r for r in self._by_call_id.values()}.values()):
+            running.call.hang_up("shutdown", now)
+            self._execute(running)
+        for task in list(self._tasks):
+            task.cancel()
+
+    # -- events --------------------------------------------------------------------------
+    def handle_event(self, event: Event) -> None:
+        running = self._owner(event)
+        if running is not None:
+            if isinstance(event, TransactionTerminated):
+                if isinstance(event.key, ClientKey):
+                    running.keys.discard(event.key)
+                    self._by_key.pop(event.key, None)
+                return
+            if running.call.handle(event, self.loop.time()):
+                self._execute(running)
+                return
+        if (
+            isinstance(event, RequestReceived)
+            and event.request.method == "INVITE"
+            and event.request.to_tag is None
+        ):
+            self._new_call(event)
+            return
+        if (
+            isinstance(event, RequestReceived)
+            and event.request.to_tag is not None
+            and event.request.method in ("BYE", "INVITE", "UPDATE", "PRACK", "INFO", "REFER")
+        ):
+            # §12.2.2: a request for a dialog we do not have.
+            self._refuse(event.request, 481)
+            return
+        if self.fallback is not None:
+            self.fallback(event)
+
+    def _owner(self, event: Event) -> _Running | None:
+        if isinstance(event, RequestReceived | AckReceived):
+            return self._by_call_id.get(event.request.call_id)
+        if isinstance(event, CancelReceived):
+            return self._by_call_id.get(event.cancel_request.call_id)
+        if isinstance(event, ResponseReceived | StrayResponseReceived):
+            return self._by_call_id.get(event.response.call_id)
+        if isinstance(event, TransactionTimedOut | TransportErrorOccurred | TransactionTerminated):
+            key = event.key
+            return self._by_key.get(key) if isinstance(key, ClientKey) else None
+        return None
+
+    # -- new calls ---------------------------------------------------------------------------
+    def _refuse(self, request: Request, status: int, reason: str | None = None) -> None:
+        self.stats[f"refused_{status}"] += 1
+        with contextlib.suppress(NoSuchTransaction):
+            self.stack.send_response(self.registrar.core.reply(request, status, reason))
+
+    def _new_call(self, event: RequestReceived) -> None:
+        request, source = event.request, event.source
+        now = self.loop.time()
+        if self._closed:
+            with contextlib.suppress(NoSuchTransaction):
+                self.stack.send_response(
+                    self.registrar.core.reply(request, 503, extra=[("Retry-After", "30")])
+                )
+            return
+        admission = self.registrar.admission
+        if admission.check(source.host, now) is not None:
+            self._refuse(request, 403)
+            return
+        try:
+            from_uri = request.from_.uri
+            called_user = request.uri.user or ""
+        except ParseError as exc:
+            self._refuse(request, 400, exc.reason)
+            return
+        company = self.directory.company_for_domain(from_uri.host) if from_uri.is_sip else None
+        user = from_uri.user or ""
+        if company is None or company.line(user) is None:
+            # Not one of our lines: no call is placed for an unknown source.
+            self._refuse(request, 403)
+            return
+        refused = self.registrar.authenticate(
+            request, source.host, user, company.domain, now, proxy=True
+        )
+        if refused is not None:
+            self.stats[f"challenged_{refused.status}"] += 1
+            with contextlib.suppress(NoSuchTransaction):
+                self.stack.send_response(refused)
+            return
+        caller = company.line(user)
+        assert caller is not None
+        if self.active[caller.key] >= caller.max_calls:
+            self._refuse(request, 486)
+            return
+        leg = InviteSession.uas(self._config(source), self._ids, request, event.key, now=now)
+        call = Call(
+            leg,
+            a_dest=source,
+            ids=self._ids,
+            media=None,
+            now=now,
+            started_at=datetime.fromtimestamp(self.wall(), UTC),
+            caller=caller.key,
+            called=called_user,
+            id=secrets.token_hex(8),
+            limits=self.limits,
+        )
+        running = _Running(call, lines=[caller.key])
+        self.active[caller.key] += 1
+        self._index(running, leg.call_id)
+        self.stats["calls"] += 1
+        self._execute(running)
+        if leg.terminated:
+            call.reject(500, now)
+            self._execute(running)
+            return
+        self._spawn(self._setup(running, company.domain, caller, called_user))
+
+    async def _setup(self, running: _Running, domain: str, caller: Line, called: str) -> None:
+        call = running.call
+        try:
+            found = self.directory.line_for(called, domain) or self.directory.line_by_direct_number(
+                called
+            )
+            if found is None:
+                self._reject(running, 404, "not-found")
+                return
+            callee = found[1]
+            if self.active[callee.key] >= callee.max_calls:
+                self._reject(running, 486, "line-limit")
+                return
+            bindings = await self.store.lookup(callee.aor)
+            at = self.wall()
+            bindings = [b for b in bindings if b.reachable and not b.expired(at)]
+            if call.state >= CallState.ENDING:
+                return
+            if not bindings:
+                self._reject(running, 480, "unregistered")
+                return
+            self.active[callee.key] += 1
+            running.lines.append(callee.key)
+            session = await self.relay.open_session(call.id)
+            if call.state >= CallState.ENDING or running.ended:
+                session.close()
+                return
+            running.session = session
+            session.on_timeout(lambda _s, reason: self._media_timeout(running, reason))
+            for update in running.media.values():
+                self._apply_media(session, update)
+            running.media.clear()
+            call.media = MediaPlan(self.media.address, session.a.rtp_port, session.b.rtp_port)
+            name = caller.name.replace('"', "")
+            targets = [
+                Target(
+                    request_uri=parse_uri(binding.contact),
+                    dest=binding.source,
+                    config=self._config(binding.source),
+                    from_=f'"{name}" <sip:{caller.extension}@{caller.domain}>',
+                    to=f"<sip:{callee.extension}@{callee.domain}>",
+                    route=binding.path,
+                    label=callee.key,
+                )
+                for binding in bindings
+            ]
+            call.dial(targets, self.loop.time())
+            self._execute(running)
+        except Exception:
+            log.exception("call.setup_failed", extra={"call": call.id})
+            self._reject(running, 500, "internal-error")
+
+    def _reject(self, running: _Running, status: int, cause: str) -> None:
+        running.call.reject(status, self.loop.time(), cause=cause)
+        self._execute(running)
+
+    def _media_timeout(self, running: _Running, reason: str) -> None:
+        running.call.media_timeout(reason, self.loop.time())
+        self._execute(running)
+
+    def _config(self, peer: Endpoint) -> SessionConfig:
+        """Contact and Via for a leg towards ``peer`` (the listener of its transport)."""
+        host, port = "127.0.0.1", 5060
+        for kind, bound_host, bound_port in self.stack.transport.bound:
+            if kind == peer.transport:
+                host, port = str(bound_host), int(bound_port)
+                break
+        param = "" if peer.transport == "UDP" else f";transport={peer.transport.lower()}"
+        return SessionConfig(
+            contact=f"<sip:{host}:{port}{param}>", via=(peer.transport, f"{host}:{port}")
+        )
+
+    # -- executing a call's commands --------------------------------------------------------
+    def _index(self, running: _Running, call_id: str) -> None:
+        running.call_ids.add(call_id)
+        self._by_call_id[call_id] = running
+
+    def _execute(self, running: _Running) -> None:
+        call = running.call
+        for _ in range(100):
+            commands = call.commands()
+            if not commands:
+                break
+            for cmd in commands:
+                if isinstance(cmd, LegSend):
+                    self._send(running, cmd)
+                elif isinstance(cmd, MediaUpdate):
+                    if running.session is None:
+                        running.media[cmd.side] = cmd
+                    else:
+                        self._apply_media(running.session, cmd)
+                elif isinstance(cmd, MediaAnswered):
+                    if running.session is not None:
+                        running.session.set_answered(True)
+                elif isinstance(cmd, CallEnded):
+                    self._ended(running, cmd)
+        if call.finished:
+            self._forget(running)
+        else:
+            self._arm(running)
+
+    def _send(self, running: _Running, cmd: LegSend) -> None:
+        command, dest = cmd.command, cmd.dest
+        if cmd.leg.call_id not in running.call_ids:
+            self._index(running, cmd.leg.call_id)
+        try:
+            if isinstance(command, SendRequest):
+                key = self.stack.send_request(command.request, dest)
+                running.keys.add(key)
+                self._by_key[key] = running
+            elif isinstance(command, SendAck):
+                self.stack.send_ack(command.ack, dest)
+            elif isinstance(command, SendResponse):
+                with contextlib.suppress(NoSuchTransaction):
+                    self.stack.send_response(command.response)
+            elif isinstance(command, SendCancel):
+                extra = (("Reason", command.reason),) if command.reason else ()
+                self.stack.cancel(ClientKey(command.invite.branch or "", "INVITE"), extra)
+        except Exception:
+            log.exception("call.send_failed", extra={"call": running.call.id})
+
+    @staticmethod
+    def _apply_media(session: Any, update: MediaUpdate) -> None:
+        leg = session.a if update.side == "a" else session.b
+        leg.set_remote(update.rtp, update.rtcp)
+        leg.set_direction(update.sends, update.receives)
+
+    def _ended(self, running: _Running, cmd: CallEnded) -> None:
+        if running.ended:
+            return
+        running.ended = True
+        record = cmd.record
+        for key in running.lines:
+            self.active[key] -= 1
+            if self.active[key] <= 0:
+                del self.active[key]
+        if running.session is not None:
+            running.session.close()
+        self.stats[f"outcome_{record.outcome}"] += 1
+        log.info(
+            "call.ended",
+            extra={
+                "call": record.id,
+                "caller": record.caller,
+                "called": record.called,
+                "outcome": str(record.outcome),
+                "cause": record.cause,
+                "duration": round(record.duration, 3),
+            },
+        )
+        if self.cdr is not None:
+            try:
+                self.cdr.write(record)
+            except Exception:
+                log.exception("cdr.write_failed", extra={"call": record.id})
+
+    def _arm(self, running: _Running) -> None:
+        deadline = running.call.get_timer()
+        if deadline == running.deadline:
+            return
+        if running.timer is not None:
+            running.timer.cancel()
+            running.timer = None
+        running.deadline = deadline
+        if deadline is not None:
+            running.timer = self.loop.call_at(deadline, self._on_timer, running)
+
+    def _on_timer(self, running: _Running) -> None:
+        running.timer = None
+        running.deadline = None
+        try:
+            running.call.handle_timer(self.loop.time())
+        except Exception:
+            log.exception("call.timer_failed", extra={"call": running.call.id})
+        self._execute(running)
+
+    def _forget(self, running: _Running) -> None:
+        if running.timer is not None:
+            running.timer.cancel()
+            running.timer = None
+        for call_id in running.call_ids:
+            if self._by_call_id.get(call_id) is running:
+                del self._by_call_id[call_id]
+        for key in running.keys:
+            if self._by_key.get(key) is running:
+                del self._by_key[key]
+
+    def _spawn(self, coro: Any) -> None:
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+__all__ = ["B2bua"]

@@ -1,0 +1,753 @@
+"""The B2BUA call core: one call = an A leg (caller side) and its B legs (callee side).
+
+Pure, like the legs it drives (``switch.sip.invite.InviteSession``): layer events
+and time in; commands out. ``switch.b2bua`` executes the commands (SIP through
+the stack, media through the relay, the CDR row through ``switch.cdr``)::
+
+    call = Call(a_leg, a_dest=source, ids=ids, media=None, now=t, started_at=at, ...)
+    call.media = MediaPlan(...)               # once the relay session is open
+    call.dial([Target(...), ...], now)        # or call.reject(status, now)
+    call.handle(layer_event, now) -> bool     # False: not this call's
+    call.handle_timer(now)                    # when call.get_timer() is due
+    call.media_timeout(reason, now)           # the relay saw no RTP for too long
+    for cmd in call.commands(): ...           # LegSend / MediaUpdate / MediaAnswered / CallEnded
+
+Call states (monotone)::
+
+    TRYING -1xx relayed-> RINGING -B answered-> CONNECTED -BYE/limit-> ENDING -> ENDED
+       |                     |                                          ^
+       +-- every B leg failed / ring timeout / CANCEL from A -----------+
+
+A B-leg failure is a *routing outcome*, never a SIP code: ``FAILURE_TABLE``
+below is the only place that maps one to the other, and ``OUTCOME_STATUS`` the
+only place that says what the caller then hears.
+
+Media: every SDP that crosses the switch is rewritten by ``media.sdp.anchor`` to
+the relay's ports of the leg it is sent on (the A side's ports in what goes to
+the caller, the B side's in what goes to the callee), ``o=`` owned per leg.
+Each phone's own SDP tells the relay where that phone listens and which way it
+wants media (both hold styles: ``a=sendonly``/``inactive`` and ``c=0.0.0.0``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from media.sdp import SdpError, SessionDescription, anchor, codecs, direction
+from switch.sip.dialog_events import (
+    CallAnswered,
+    CallCancelled,
+    CallConfirmed,
+    CallFailed,
+    InDialogRequestReceived,
+    InDialogResponseReceived,
+    ProvisionalReceived,
+    Sdp,
+    SessionEnded,
+    SessionEvent,
+)
+from switch.sip.endpoint import Endpoint
+from switch.sip.errors import SipError
+from switch.sip.events import Event
+from switch.sip.invite import (
+    CallState as LegState,
+)
+from switch.sip.invite import (
+    Command,
+    InviteSession,
+    SessionConfig,
+    SessionIds,
+)
+from switch.sip.message import Request
+from switch.sip.uri import Uri
+
+# ------------------------------------------------------------------ outcomes
+
+
+class Outcome(enum.StrEnum):
+    """How a call ended, in call-control words (what routing ``resume`` gets)."""
+
+    ANSWERED = "answered"
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    UNREACHABLE = "unreachable"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"  # the caller gave up before an answer
+
+
+# The one table from B-leg failures to outcomes. Keys are final statuses, or the
+# causes that have no status of their own.
+FAILURE_TABLE: dict[int | str, Outcome] = {
+    486: Outcome.BUSY,
+    600: Outcome.BUSY,
+    408: Outcome.NO_ANSWER,  # a 408 *response*: the phone rang out
+    480: Outcome.NO_ANSWER,
+    "ring-timeout": Outcome.NO_ANSWER,
+    404: Outcome.UNREACHABLE,
+    410: Outcome.UNREACHABLE,
+    484: Outcome.UNREACHABLE,
+    "unregistered": Outcome.UNREACHABLE,
+    "transaction-timeout": Outcome.UNREACHABLE,  # no response at all (Timer B)
+    "transport-error": Outcome.UNREACHABLE,
+    403: Outcome.REJECTED,
+    603: Outcome.REJECTED,
+}
+# Statuses not in the table, by class.
+_BY_CLASS = {4: Outcome.REJECTED, 5: Outcome.UNREACHABLE, 6: Outcome.REJECTED}
+# When several B legs fail, the most telling outcome wins (RFC 3261 §16.7 in spirit:
+# a decline or busy says more than silence).
+_PRECEDENCE = (Outcome.REJECTED, Outcome.BUSY, Outcome.NO_ANSWER, Outcome.UNREACHABLE)
+# What the caller hears for each failure outcome.
+OUTCOME_STATUS: dict[Outcome, int] = {
+    Outcome.BUSY: 486,
+    Outcome.NO_ANSWER: 480,
+    Outcome.UNREACHABLE: 480,
+    Outcome.REJECTED: 603,
+}
+
+
+def failure_outcome(status: int | None, cause: str | None = None) -> Outcome:
+    """The outcome of a B-leg failure: ``cause`` when there was no response
+    (``transaction-timeout``, ``transport-error``, ``ring-timeout``, ``unregistered``),
+    else the final ``status``."""
+    if cause is not None and cause in FAILURE_TABLE:
+        return FAILURE_TABLE[cause]
+    if status is None:
+        return Outcome.UNREACHABLE
+    found = FAILURE_TABLE.get(status)
+    if found is not None:
+        return found
+    return _BY_CLASS.get(status // 100, Outcome.REJECTED)
+
+
+def _failure_cause(event: CallFailed) -> tuple[int, str | None]:
+    if event.response is None:
+        return event.status, "transaction-timeout" if event.status == 408 else "transport-error"
+    return event.status, None
+
+
+# ------------------------------------------------------------------- commands
+
+
+@dataclass(frozen=True, slots=True)
+class LegSend:
+    """A leg's SIP command, to execute towards ``dest`` (where that phone is)."""
+
+    leg: InviteSession
+    command: Command
+    dest: Endpoint
+
+
+@dataclass(frozen=True, slots=True)
+class MediaUpdate:
+    """What the phone on ``side`` ("a" or "b") said in its SDP: where it listens
+    (None: nowhere, e.g. ``c=0.0.0.0``) and its direction as seen from the phone
+    (``a=sendonly``: sends, does not receive), as ``RelayLeg.set_direction`` takes it."""
+
+    side: str
+    rtp: tuple[str, int] | None
+    rtcp: tuple[str, int] | None
+    sends: bool  # the phone sends media
+    receives: bool  # the phone wants media
+
+
+@dataclass(frozen=True, slots=True)
+class MediaAnswered:
+    """The call is answered: RTP timeouts apply from now on."""
+
+
+@dataclass(frozen=True, slots=True)
+class LegRecord:
+    role: str  # "a" | "b"
+    call_id: str
+    target: str
+    final_status: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CdrRecord:
+    """One call, as ``switch.cdr`` stores it."""
+
+    id: str
+    call_id: str
+    started_at: datetime
+    answered_at: datetime | None
+    ended_at: datetime
+    caller: str
+    called: str
+    outcome: Outcome
+    cause: str
+    legs: tuple[LegRecord, ...]
+    codecs: tuple[str, ...]
+
+    @property
+    def duration(self) -> float:
+        """Seconds of conversation (0 for an unanswered call)."""
+        if self.answered_at is None:
+            return 0.0
+        return (self.ended_at - self.answered_at).total_seconds()
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded:
+    """The call is over: release the media, write the CDR. The legs may still
+    finish their exchanges (ACKs, BYE responses) until ``Call.finished``."""
+
+    record: CdrRecord
+
+
+CallCommand = LegSend | MediaUpdate | MediaAnswered | CallEnded
+
+
+# --------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True, slots=True)
+class MediaPlan:
+    """The relay's address and RTP ports for each side (RTCP = RTP + 1)."""
+
+    address: str
+    a_port: int
+    b_port: int
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    ring_timeout: float = 60.0  # unanswered B legs are cancelled: no_answer
+    max_duration: float = 4 * 3600.0  # answered calls are hung up: safeguard
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One B leg to start: the callee's contact and where to send."""
+
+    request_uri: Uri
+    dest: Endpoint
+    config: SessionConfig
+    from_: str
+    to: str
+    route: tuple[str, ...] = ()
+    label: str = ""  # for the CDR: the line or contact called
+
+
+class CallState(enum.IntEnum):
+    TRYING = 0
+    RINGING = 1
+    CONNECTED = 2
+    ENDING = 3
+    ENDED = 4
+
+
+# ----------------------------------------------------------------------- call
+
+
+@dataclass(slots=True)
+class _Party:
+    leg: InviteSession
+    side: str  # "a" | "b"
+    dest: Endpoint
+    label: str = ""
+    sent: SessionDescription | None = None  # the last SDP we sent on this leg
+    final_status: int | None = None
+    failure: tuple[int, str | None] | None = None
+
+
+@dataclass(slots=True)
+class _Forward:
+    origin: _Party
+    request: Request
+
+
+class Call:
+    """One B2BUA call; see the module docstring."""
+
+    def __init__(
+        self,
+        a_leg: InviteSession,
+        *,
+        a_dest: Endpoint,
+        ids: SessionIds,
+        media: MediaPlan | None,
+        now: float,
+        started_at: datetime,
+        caller: str,
+        called: str,
+        id: str = "",
+        limits: Limits = Limits(),
+    ) -> None:
+        assert a_leg.invite is not None
+        self.id = id or a_leg.call_id
+        self.a = _Party(a_leg, "a", a_dest, label=caller)
+        self.b: list[_Party] = []
+        self.winner: _Party | None = None
+        self.ids = ids
+        self.media = media
+        self.limits = limits
+        self.caller = caller
+        self.called = called
+        self.state = CallState.TRYING
+        self.outcome: Outcome | None = None
+        self.cause = ""
+        self._t0 = now
+        self._started_at = started_at
+        self._answered: float | None = None
+        self._ended: float | None = None
+        self._ring_deadline: float | None = None
+        self._end_deadline: float | None = None
+        self._session_id = ids.rng.randrange(1, 2**31)
+        self._offer: SessionDescription | None = None  # A's initial offer
+        self._codecs: tuple[str, ...] = ()
+        self._forwards: dict[tuple[int, str], _Forward] = {}  # (id(target leg), method)
+        self._late_offer: _Party | None = None  # B's 2xx offered; A's ACK answers
+        self._commands: list[CallCommand] = []
+        self._last_provisional = 0
+        sdp = a_leg.initial_sdp
+        if sdp is not None:
+            self._offer = self._parse(sdp)
+            if self._offer is not None:
+                self._media_from(self.a, self._offer)
+
+    # ----------------------------------------------------------------- outputs
+
+    def commands(self) -> list[CallCommand]:
+        self._drain()
+        out, self._commands = self._commands, []
+        return out
+
+    def get_timer(self) -> float | None:
+        deadlines = [t for p in self._parties() if (t := p.leg.get_timer()) is not None]
+        deadlines.extend(t for t in (self._ring_deadline, self._end_deadline) if t is not None)
+        return min(deadlines) if deadlines else None
+
+    @property
+    def legs(self) -> list[InviteSession]:
+        return [p.leg for p in self._parties()]
+
+    @property
+    def finished(self) -> bool:
+        """Ended, and no leg has anything left to do: forget the call."""
+        return self.state is CallState.ENDED and all(
+            p.leg.terminated and p.leg.get_timer() is None for p in self._parties()
+        )
+
+    # ------------------------------------------------------------------ inputs
+
+    def dial(self, targets: Sequence[Target], now: float) -> None:
+        """Start one B leg per target, in parallel (the first to answer wins)."""
+        if self.state >= CallState.ENDING:
+            return
+        if not targets:
+            self.reject(480, now, cause="unregistered")
+            return
+        if self.media is None:
+            raise ValueError("dial needs the media plan (relay ports) first")
+        for target in targets:
+            sent = None
+            if self._offer is not None:
+                sent = self._anchor_sdp("b", self._offer, None)
+            leg = InviteSession.uac(
+                target.config,
+                self.ids,
+                from_=target.from_,
+                to=target.to,
+                request_uri=target.request_uri,
+                now=now,
+                body=_body(sent),
+                route=target.route,
+            )
+            label = target.label or str(target.request_uri)
+            self.b.append(_Party(leg, "b", target.dest, label=label, sent=sent))
+        self._ring_deadline = now + self.limits.ring_timeout
+        self._drain()
+
+    def reject(self, status: int, now: float, *, cause: str = "") -> None:
+        """Refuse the call before any B leg answered (``status`` to the caller)."""
+        if self.state >= CallState.ENDING:
+            return
+        outcome = failure_outcome(status, cause or None)
+        self.a.leg.hang_up(now, status=status)
+        self._finish(outcome, cause or str(status), now)
+
+    def handle(self, event: Event, now: float) -> bool:
+        for party in self._parties():
+            if party.leg.handle(event, now):
+                self._drain(now)
+                return True
+        return False
+
+    def handle_timer(self, now: float) -> None:
+        for party in self._parties():
+            party.leg.handle_timer(now)
+        if self._ring_deadline is not None and now >= self._ring_deadline:
+            self._ring_deadline = None
+            if self.state < CallState.CONNECTED:
+                self._fail_call(Outcome.NO_ANSWER, "ring-timeout", now)
+        if self._end_deadline is not None and now >= self._end_deadline:
+            self._end_deadline = None
+            self.hang_up("max-duration", now)
+        self._drain(now)
+
+    def media_timeout(self, reason: str, now: float) -> None:
+        """The relay heard nothing for too long: BYE both legs."""
+        self.hang_up(reason or "rtp-timeout", now)
+
+    def hang_up(self, cause: str, now: float) -> None:
+        """End the call from the switch's side (shutdown, safeguard, media loss)."""
+        if self.state >= CallState.ENDING:
+            return
+        for party in self._parties():
+            party.leg.hang_up(now, status=480)
+        outcome = Outcome.ANSWERED if self.state is CallState.CONNECTED else Outcome.CANCELLED
+        self._finish(outcome, cause, now)
+        self._drain(now)
+
+    # ----------------------------------------------------------------- internals
+
+    def _parties(self) -> list[_Party]:
+        return [self.a, *self.b]
+
+    def _peer(self, party: _Party) -> _Party | None:
+        if party is self.a:
+            return self.winner
+        return self.a if party is self.winner else None
+
+    def _drain(self, now: float | None = None) -> None:
+        """Pump every leg's events into the call, their commands out (bounded)."""
+        when = self._t0 if now is None else now
+        for _ in range(1000):
+            progress = False
+            for party in self._parties():
+                while (event := party.leg.next_event()) is not None:
+                    progress = True
+                    self._on_leg_event(party, event, when)
+                for cmd in party.leg.commands():
+                    progress = True
+                    self._commands.append(LegSend(party.leg, cmd, party.dest))
+            if not progress:
+                return
+
+    def _on_leg_event(self, party: _Party, event: SessionEvent, now: float) -> None:
+        if party.side == "a":
+            self._on_a_event(event, now)
+        else:
+            self._on_b_event(party, event, now)
+
+    # A leg (the caller) ---------------------------------------------------------------
+
+    def _on_a_event(self, event: SessionEvent, now: float) -> None:
+        if isinstance(event, CallCancelled):
+            if self.state < CallState.CONNECTED:
+                for b in self.b:
+                    b.leg.hang_up(now)
+                self._finish(Outcome.CANCELLED, "caller-cancelled", now)
+        elif isinstance(event, CallConfirmed):
+            late = self._late_offer
+            if late is not None and event.sdp is not None:
+                self._late_offer = None
+                sdp = self._parse(event.sdp)
+                if sdp is not None:
+                    self._media_from(self.a, sdp)
+                    late.leg.ack(self._anchored(late, sdp), now)
+        elif isinstance(event, InDialogRequestReceived):
+            self._on_in_dialog_request(self.a, event, now)
+        elif isinstance(event, InDialogResponseReceived):
+            self._on_in_dialog_response(self.a, event, now)
+        elif isinstance(event, SessionEnded):
+            if self.a.final_status is None:
+                self.a.final_status = event.status
+            if self.state < CallState.ENDING:
+                winner = self.winner
+                if winner is not None:
+                    winner.leg.hang_up(now)
+                else:
+                    for b in self.b:
+                        b.leg.hang_up(now)
+                outcome = (
+                    Outcome.ANSWERED if self.state is CallState.CONNECTED else Outcome.CANCELLED
+                )
+                self._finish(outcome, f"caller-{event.reason}", now)
+
+    # B legs (the callee side) ------------------------------------------------------
+
+    def _on_b_event(self, party: _Party, event: SessionEvent, now: float) -> None:
+        if isinstance(event, ProvisionalReceived):
+            self._on_provisional(party, event, now)
+        elif isinstance(event, CallAnswered):
+            self._on_answered(party, event, now)
+        elif isinstance(event, CallFailed):
+            party.final_status = event.status
+            party.failure = _failure_cause(event)
+            settled = all(b.failure is not None for b in self.b)
+            if settled and self.state < CallState.CONNECTED and self.winner is None:
+                failures = [b.failure for b in self.b if b.failure is not None]
+                ranked = [(failure_outcome(*f), f) for f in failures]
+                best, (status, cause) = min(ranked, key=lambda r: _PRECEDENCE.index(r[0]))
+                self._fail_call(best, cause or str(status), now)
+        elif isinstance(event, InDialogRequestReceived):
+            self._on_in_dialog_request(party, event, now)
+        elif isinstance(event, InDialogResponseReceived):
+            self._on_in_dialog_response(party, event, now)
+        elif (
+            isinstance(event, SessionEnded)
+            and party is self.winner
+            and self.state < CallState.ENDING
+        ):
+            self.a.leg.hang_up(now)
+            self._finish(Outcome.ANSWERED, f"callee-{event.reason}", now)
+
+    def _on_provisional(self, party: _Party, event: ProvisionalReceived, now: float) -> None:
+        status = event.response.status
+        if status == 100 or self.state >= CallState.CONNECTED:
+            return
+        body = b""
+        if event.sdp is not None and event.sdp.kind == "answer":
+            sdp = self._parse(event.sdp)
+            if sdp is not None:
+                self._media_from(party, sdp)
+                body = self._anchored(self.a, sdp)
+        if not body and status == self._last_provisional:
+            return
+        self._last_provisional = status
+        try:
+            self.a.leg.respond(status, now=now, body=body)
+        except SipError:
+            return
+        if self.state is CallState.TRYING:
+            self.state = CallState.RINGING
+
+    def _on_answered(self, party: _Party, event: CallAnswered, now: float) -> None:
+        party.final_status = event.response.status
+        if self.winner is not None or self.state >= CallState.ENDING:
+            party.leg.bye(now)  # another B leg answered first, or the caller left
+            return
+        self.winner = party
+        self._ring_deadline = None
+        for other in self.b:
+            if other is not party:
+                other.leg.hang_up(now)
+        body = b""
+        sdp = self._parse(event.sdp) if event.sdp is not None else None
+        if sdp is not None:
+            self._media_from(party, sdp)
+            body = self._anchored(self.a, sdp)
+            self._codecs = _codec_names(sdp)
+            if event.awaiting_answer:
+                self._late_offer = party  # A's ACK carries the answer
+        try:
+            self.a.leg.respond(200, now=now, body=body)
+        except SipError:
+            party.leg.bye(now)
+            return
+        self.a.final_status = 200
+        self.state = CallState.CONNECTED
+        self._answered = now
+        self._end_deadline = now + self.limits.max_duration
+        self._commands.append(MediaAnswered())
+
+    def _fail_call(self, outcome: Outcome, cause: str, now: float) -> None:
+        for b in self.b:
+            b.leg.hang_up(now)
+        status = OUTCOME_STATUS.get(outcome, 480)
+        if self.a.leg.state < LegState.ANSWERED:
+            self.a.leg.hang_up(now, status=status)
+            self.a.final_status = status
+        self._finish(outcome, cause, now)
+
+    # re-INVITE / UPDATE / INFO, either way ---------------------------------------------
+
+    def _on_in_dialog_request(
+        self, party: _Party, event: InDialogRequestReceived, now: float
+    ) -> None:
+        request = event.request
+        method = request.method
+        peer = self._peer(party)
+        if method in ("INVITE", "UPDATE") and event.sdp is not None and peer is not None:
+            sdp = self._parse(event.sdp)
+            if sdp is None:
+                party.leg.respond_to(request, 488, now=now)
+                return
+            self._media_from(party, sdp)
+            body = self._anchored(peer, sdp)
+            try:
+                if method == "INVITE":
+                    out = peer.leg.reinvite(body, now)
+                else:
+                    out = peer.leg.update(body, now)
+            except SipError:
+                party.leg.respond_to(request, 500, now=now, extra=[("Retry-After", "1")])
+                return
+            self._forwards[(id(peer.leg), method)] = _Forward(party, request)
+            del out
+            return
+        if method == "INVITE":
+            # No offer: a session refresh, or a request for our offer; give our last SDP.
+            party.leg.respond_to(request, 200, now=now, body=_body(party.sent))
+        elif method == "UPDATE":
+            party.leg.respond_to(request, 200, now=now)
+        elif method == "INFO" and peer is not None:
+            party.leg.respond_to(request, 200, now=now)
+            with contextlib.suppress(SipError):
+                peer.leg.request(
+                    "INFO",
+                    now,
+                    body=request.body,
+                    content_type=request.headers.get("Content-Type"),
+                )
+        elif method in ("OPTIONS", "INFO", "NOTIFY"):
+            party.leg.respond_to(request, 200, now=now)
+        else:
+            party.leg.respond_to(request, 501, now=now)
+
+    def _on_in_dialog_response(
+        self, party: _Party, event: InDialogResponseReceived, now: float
+    ) -> None:
+        forward = self._forwards.pop((id(party.leg), event.request.method), None)
+        if forward is None:
+            return
+        status = event.response.status
+        origin = forward.origin
+        body = b""
+        if 200 <= status < 300:
+            sdp = self._parse(event.sdp) if event.sdp is not None else None
+            if sdp is not None:
+                self._media_from(party, sdp)
+                self._codecs = _codec_names(sdp) or self._codecs
+                body = self._anchored(origin, sdp)
+            elif forward.request.method == "INVITE":
+                body = _body(origin.sent)
+        elif status in (408, 481):
+            status = 500
+        with contextlib.suppress(SipError):
+            origin.leg.respond_to(forward.request, status, now=now, body=body)
+
+    # media ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _parse(sdp: Sdp) -> SessionDescription | None:
+        try:
+            return SessionDescription.parse(sdp.body)
+        except (SdpError, ValueError):
+            return None
+
+    def _anchor_sdp(
+        self, side: str, sdp: SessionDescription, previous: SessionDescription | None
+    ) -> SessionDescription:
+        """``sdp`` (from the other side) rewritten for the leg on ``side``: the
+        first audio stream at that side's relay port, any other stream refused."""
+        assert self.media is not None
+        port = self.media.a_port if side == "a" else self.media.b_port
+        first = next(
+            (i for i, m in enumerate(sdp.media) if m.kind == "audio" and not m.rejected), None
+        )
+        ports = [port if i == first else 0 for i in range(len(sdp.media))]
+        return anchor(
+            sdp,
+            address=self.media.address,
+            ports=ports,
+            session_id=self._session_id + (0 if side == "a" else 1),
+            previous=previous,
+        )
+
+    def _anchored(self, party: _Party, sdp: SessionDescription) -> bytes:
+        """``sdp`` (from the other side) rewritten for ``party``'s leg, remembered."""
+        party.sent = self._anchor_sdp(party.side, sdp, party.sent)
+        return party.sent.serialize()
+
+    def _media_from(self, party: _Party, sdp: SessionDescription) -> None:
+        """Tell the relay what ``party``'s phone said in ``sdp``."""
+        media = next((m for m in sdp.media if m.kind == "audio" and not m.rejected), None)
+        if media is None:
+            self._commands.append(MediaUpdate(party.side, None, None, False, False))
+            return
+        conn = media.connection or sdp.connection
+        host = conn.address.split("/", 1)[0] if conn is not None else ""
+        held = direction(media, sdp)
+        rtp: tuple[str, int] | None = None
+        rtcp: tuple[str, int] | None = None
+        if host and host not in ("0.0.0.0", "::"):
+            rtp = (host, media.port)
+            if media.has_attribute("rtcp-mux"):
+                rtcp = rtp
+            else:
+                rtcp_port = media.port + 1
+                value = media.attribute("rtcp")
+                if value:
+                    head = value.split()
+                    if head and head[0].isdigit():
+                        rtcp_port = int(head[0])
+                    if len(head) == 4:
+                        rtcp = (head[3], rtcp_port)
+                rtcp = rtcp or (host, rtcp_port)
+        self._commands.append(
+            MediaUpdate(party.side, rtp, rtcp, sends=held.sends, receives=held.receives)
+        )
+
+    # end -------------------------------------------------------------------------------
+
+    def _finish(self, outcome: Outcome, cause: str, now: float) -> None:
+        if self.state >= CallState.ENDING:
+            return
+        self.state = CallState.ENDING
+        self.outcome = outcome
+        self.cause = cause
+        self._ended = now
+        self._ring_deadline = self._end_deadline = None
+        self._drain(now)
+        self.state = CallState.ENDED
+        self._commands.append(CallEnded(self.record()))
+
+    def _at(self, t: float) -> datetime:
+        return self._started_at + timedelta(seconds=t - self._t0)
+
+    def record(self) -> CdrRecord:
+        end = self._ended if self._ended is not None else self._t0
+        return CdrRecord(
+            id=self.id,
+            call_id=self.a.leg.call_id,
+            started_at=self._started_at,
+            answered_at=None if self._answered is None else self._at(self._answered),
+            ended_at=self._at(end),
+            caller=self.caller,
+            called=self.called,
+            outcome=self.outcome or Outcome.CANCELLED,
+            cause=self.cause,
+            legs=tuple(
+                LegRecord(p.side, p.leg.call_id, p.label, p.final_status) for p in self._parties()
+            ),
+            codecs=self._codecs,
+        )
+
+
+def _body(sdp: SessionDescription | None) -> bytes:
+    return b"" if sdp is None else sdp.serialize()
+
+
+def _codec_names(sdp: SessionDescription) -> tuple[str, ...]:
+    for media in sdp.media:
+        if media.kind == "audio" and not media.rejected:
+            return tuple(codec.encoding for _, codec in codecs(media))
+    return ()
+
+
+__all__ = [
+    "FAILURE_TABLE",
+    "OUTCOME_STATUS",
+    "Call",
+    "CallCommand",
+    "CallEnded",
+    "CallState",
+    "CdrRecord",
+    "LegRecord",
+    "LegSend",
+    "Limits",
+    "MediaAnswered",
+    "MediaPlan",
+    "MediaUpdate",
+    "Outcome",
+    "Target",
+    "failure_outcome",
+]

@@ -99,8 +99,12 @@ class Stack:
         await self.transport.stop_accepting()
 
     def busy(self) -> bool:
-        """True while the transaction layer has live transactions."""
-        return len(self.layer) > 0
+        """True while a transaction still waits for its final response.
+
+        Transactions that only linger to absorb retransmissions (Timer J keeps
+        an answered REGISTER for 32 s) do not hold a graceful stop back.
+        """
+        return self.layer.pending() > 0
 
     async def close(self) -> None:
         self._closed = True

@@ -110,6 +110,10 @@ class NoSuchTransaction(TransactionError, LookupError):
     """The TU answered a request whose server transaction does not exist (any more)."""
 
 
+# States in which a transaction's outcome is still open (see TransactionLayer.pending).
+_OPEN_STATES = frozenset({State.CALLING, State.TRYING, State.PROCEEDING})
+
+
 @dataclass(slots=True, eq=False)
 class _Entry:
     """A live transaction: its machine, where its messages go, its index entries."""
@@ -193,6 +197,18 @@ class TransactionLayer:
     def __len__(self) -> int:
         """Number of live transactions."""
         return len(self._clients) + len(self._servers)
+
+    def pending(self) -> int:
+        """Transactions whose outcome is still open.
+
+        Client transactions still waiting for a final response, and server
+        transactions still waiting for the TU's final response. Those in
+        Completed, Confirmed or Accepted only absorb retransmissions (Timers
+        D, I, J, K, L, M): a graceful stop need not wait for them.
+        """
+        return sum(1 for e in self._clients.values() if e.machine.state in _OPEN_STATES) + sum(
+            1 for e in self._servers.values() if e.machine.state in _OPEN_STATES
+        )
 
     # ------------------------------------------------------------------------ outputs
 

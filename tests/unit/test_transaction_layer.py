@@ -652,3 +652,21 @@ def test_send_stateless_and_delayed_trying_config() -> None:
     layer.handle_timer(0.2)
     assert [m.status for m, _ in sent(layer)] == [100]  # type: ignore[union-attr]
     assert layer.config.trying_delay == 0.2
+
+
+def test_pending_counts_only_transactions_awaiting_a_final_response() -> None:
+    """A graceful stop waits for open outcomes, not for retransmission absorbers."""
+    layer = new_layer()
+    register = make_request("REGISTER", branch="z9hG4bK-reg")
+    layer.receive(register, BOB, 0.0)
+    options = make_request("OPTIONS", branch="z9hG4bK-out")
+    layer.send_request(options, BOB, 0.0)
+    assert (len(layer), layer.pending()) == (2, 2)
+    # The server transaction answered: Completed until Timer J, no longer pending.
+    layer.send_response(make_response(register, 200, to_tag="t"), 0.1)
+    assert (len(layer), layer.pending()) == (2, 1)
+    # The client transaction got its final response: Completed until Timer K.
+    layer.receive(response_to(options, 200), BOB, 0.2)
+    assert (len(layer), layer.pending()) == (2, 0)
+    run_timers(layer, 64 * T1 + 1)
+    assert (len(layer), layer.pending()) == (0, 0)

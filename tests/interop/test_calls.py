@@ -14,6 +14,7 @@ import time
 import wave
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,10 +76,20 @@ def phones(switch_process: SwitchProcess, tmp_path: Path) -> Iterator[tuple[Phon
         yield p401, p402, f"sip:402@127.0.0.1:{switch_process.sip_port}"
 
 
-def cdr_rows(switch: SwitchProcess) -> list[dict[str, object]]:
-    with sqlite3.connect(switch.data_dir / "cdr.sqlite3") as db:
-        db.row_factory = sqlite3.Row
-        return [dict(r) for r in db.execute("SELECT * FROM cdr ORDER BY started_at")]
+def cdr_rows(switch: SwitchProcess, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+    """The CDR rows once there are ``count`` of them (a row is written as a call ends).
+
+    The phone sees its call end a moment before the switch writes the row: poll
+    the table (another process's file) with a deadline.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        with sqlite3.connect(switch.data_dir / "cdr.sqlite3") as db:
+            db.row_factory = sqlite3.Row
+            rows = [dict(r) for r in db.execute("SELECT * FROM cdr ORDER BY started_at")]
+        if len(rows) >= count or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.05)
 
 
 def test_401_calls_402_audio_both_ways_hold_resume_and_bye(
@@ -115,8 +126,7 @@ def test_401_calls_402_audio_both_ways_hold_resume_and_bye(
 
     p402.command("hangup")  # BYE from the callee
     p401.command("wait_state", state="DISCONNECTED")
-    time.sleep(0.3)
-    rows = cdr_rows(switch_process)
+    rows = cdr_rows(switch_process, 1)
     assert rows[-1]["outcome"] == "answered"
     assert rows[-1]["cause"].startswith("callee-bye")
     assert "PCMU" in rows[-1]["codecs"] or "PCMA" in rows[-1]["codecs"]
@@ -137,6 +147,5 @@ def test_cancel_before_answer_and_busy(
     p401.command("call", target=target)
     states = p401.command("wait_state", state="DISCONNECTED")["states"]
     assert states[-1]["status"] == 486
-    time.sleep(0.3)
-    outcomes = [(r["outcome"], r["cause"]) for r in cdr_rows(switch_process)]
+    outcomes = [(r["outcome"], r["cause"]) for r in cdr_rows(switch_process, 2)]
     assert outcomes == [("cancelled", "caller-cancelled"), ("busy", "486")]

@@ -27,6 +27,7 @@ from switch.call import (
     Target,
     failure_outcome,
 )
+from switch.sip.dialog_events import CallAnswered, InDialogRequestReceived
 from switch.sip.endpoint import Endpoint
 from switch.sip.events import RequestReceived
 from switch.sip.invite import InviteSession, SendAck, SendCancel, SendRequest, SendResponse
@@ -225,8 +226,9 @@ def test_answered_call_sdp_anchored_both_ways_then_bye_from_callee() -> None:
     assert callee.invite is not None
     assert b"c=IN IP4 192.0.2.10" in callee.invite.body
     assert b"m=audio 20002 " in callee.invite.body
-    answered = [e for _, e in w.a.events if type(e).__name__ == "CallAnswered"]
+    answered = [e for _, e in w.a.events if isinstance(e, CallAnswered)]
     assert answered
+    assert answered[0].sdp is not None
     assert b"m=audio 20000 " in answered[0].sdp.body
     updates = [m for m in w.media if isinstance(m, MediaUpdate)]
     assert ("a", ("192.0.2.1", 4000)) in [(u.side, u.rtp) for u in updates]
@@ -287,9 +289,9 @@ def test_hold_from_caller_is_relayed_with_sdp_anchored() -> None:
     held = OFFER.replace(b"o=a 1 1", b"o=a 1 2") + b"a=sendonly\r\n"
     caller.reinvite(held, w.now)
     w.run(2.0)
-    reinvites = [e.request for _, e in w.b.events if type(e).__name__ == "InDialogRequestReceived"]
+    reinvites = [e.request for _, e in w.b.events if isinstance(e, InDialogRequestReceived)]
     assert reinvites
     assert b"a=sendonly" in reinvites[0].body
-    assert b"192.0.2.10" in reinvites[0].body  # type: ignore[attr-defined]
+    assert b"192.0.2.10" in reinvites[0].body
     last_a = [m for m in w.media if isinstance(m, MediaUpdate) and m.side == "a"][-1]
     assert (last_a.sends, last_a.receives) == (True, False)

@@ -46,6 +46,7 @@ from switch.sip.transaction_layer import TransactionLayer
 from switch.stack import Stack, new_branch
 from switch.tls import contexts as tls_contexts
 from switch.transport import ListenAddress, TransportLimits
+from switch.trunk import Trunks
 
 log = logging.getLogger("switch.app")
 
@@ -222,6 +223,7 @@ class Server:
                 domain=sip.domain,
                 cdr=cdr,
                 fallback=registrar.fallback,
+                trunks=Trunks.from_settings(self.settings.trunks),
             )
             registrar.fallback = b2bua.handle_event
             try:
@@ -241,6 +243,9 @@ class Server:
             self.ready.set()
             await self.should_exit.wait()
             _sd_notify("STOPPING=1")
+            # New INVITEs get 503 while calls in progress end by themselves, up to
+            # calls.drain_grace (a second signal cuts it short); then BYE the rest.
+            await b2bua.drain(self.settings.calls.drain_grace, self.force_exit)
             await b2bua.close()  # BYE/CANCEL every call; the stop below lets them finish
             await self._stop(stack)
             await relay.close()

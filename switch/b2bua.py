@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import random
@@ -38,7 +39,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from media.relay import SrtpKeys, SrtpKeysError
 from switch.call import (
+    SRTP_KEY_MATERIAL,
     Call,
     CallEnded,
     CallState,
@@ -81,6 +84,7 @@ from switch.sip.transaction import ClientKey
 from switch.sip.transaction_layer import NoSuchTransaction
 from switch.sip.uri import parse_uri
 from switch.stack import new_branch
+from switch.trunk import Outbound, Refusal, Trunk, Trunks
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +97,8 @@ class RelayLegPort(Protocol):
     ) -> None: ...
 
     def set_direction(self, sends: bool, receives: bool) -> None: ...
+
+    def set_srtp(self, inbound: SrtpKeys | None, outbound: SrtpKeys | None) -> None: ...
 
 
 class RelaySessionPort(Protocol):
@@ -144,6 +150,7 @@ class B2bua:
         domain: str,
         cdr: CdrStore | None = None,
         fallback: Callable[[Event], None] | None = None,
+        trunks: Trunks | None = None,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.stack = stack
@@ -156,6 +163,7 @@ class B2bua:
         self.domain = domain
         self.cdr = cdr
         self.fallback = fallback
+        self.trunks = trunks or Trunks()
         self.wall = wall
         self.loop = asyncio.get_running_loop()
         self.stats: Counter[str] = Counter()
@@ -175,6 +183,18 @@ class B2bua:
     @property
     def calls(self) -> list[Call]:
         return list({id(r.call): r.call for r in self._by_call_id.values()}.values())
+
+    async def drain(self, grace: float, force: asyncio.Event | None = None) -> None:
+        """Graceful stop, first step: new INVITEs get ``503`` with ``Retry-After``
+        while the calls in progress may end by themselves, for at most ``grace``
+        seconds (or until ``force`` is set); ``close`` then hangs up the rest."""
+        self._closed = True
+        deadline = self.loop.time() + grace
+        while any(not r.ended for r in self._by_call_id.values()):
+            left = deadline - self.loop.time()
+            if left <= 0 or (force is not None and force.is_set()):
+                return
+            await asyncio.sleep(min(left, 0.05))
 
     async def close(self) -> None:
         """Hang up every call (BYE/CANCEL/480) and release the media."""
@@ -253,6 +273,10 @@ class B2bua:
         except ParseError as exc:
             self._refuse(request, 400, exc.reason)
             return
+        trunk = self.trunks.by_source(source)
+        if trunk is not None:
+            self._new_trunk_call(event, trunk, from_uri.user or "", called_user, now)
+            return
         company = self.directory.company_for_domain(from_uri.host) if from_uri.is_sip else None
         user = from_uri.user or ""
         if company is None or company.line(user) is None:
@@ -284,6 +308,7 @@ class B2bua:
             called=called_user,
             id=secrets.token_hex(8),
             limits=self.limits,
+            srtp_keys=_srtp_keys(),
         )
         running = _Running(call, lines=[caller.key])
         self.active[caller.key] += 1
@@ -296,12 +321,24 @@ class B2bua:
             return
         self._spawn(self._setup(running, company.domain, caller, called_user))
 
-    async def _setup(self, running: _Running, domain: str, caller: Line, called: str) -> None:
+    async def _setup(
+        self,
+        running: _Running,
+        domain: str,
+        caller: Line | None,
+        called: str,
+        *,
+        from_: str | None = None,
+    ) -> None:
+        """Find the callee and dial it; ``caller`` None: a trunk's call (``from_`` set)."""
         call = running.call
         try:
-            found = self.directory.line_for(called, domain) or self.directory.line_by_direct_number(
-                called
-            )
+            found = (
+                self.directory.line_for(called, domain) if caller is not None else None
+            ) or self.directory.line_by_direct_number(called)
+            if found is None and caller is not None:
+                await self._dial_out(running, caller, called)
+                return
             if found is None:
                 self._reject(running, 404, "not-found")
                 return
@@ -329,13 +366,16 @@ class B2bua:
                 self._apply_media(session, update)
             running.media.clear()
             call.media = MediaPlan(self.media.address, session.a.rtp_port, session.b.rtp_port)
-            name = caller.name.replace('"', "")
+            if caller is not None:
+                name = caller.name.replace('"', "")
+                from_ = f'"{name}" <sip:{caller.extension}@{caller.domain}>'
+            assert from_ is not None
             targets = [
                 Target(
                     request_uri=parse_uri(binding.contact),
                     dest=binding.source,
                     config=self._config(binding.source),
-                    from_=f'"{name}" <sip:{caller.extension}@{caller.domain}>',
+                    from_=from_,
                     to=f"<sip:{callee.extension}@{callee.domain}>",
                     route=binding.path,
                     label=callee.key,
@@ -347,6 +387,96 @@ class B2bua:
         except Exception:
             log.exception("call.setup_failed", extra={"call": call.id})
             self._reject(running, 500, "internal-error")
+
+    # -- trunks (switch.trunk decides; here only the execution) -------------------------
+    def _new_trunk_call(
+        self, event: RequestReceived, trunk: Trunk, presented: str, called: str, now: float
+    ) -> None:
+        """A call from a trunk: not challenged, only to a direct number of ours."""
+        request, source = event.request, event.source
+        found = self.trunks.inbound(called, self.directory.line_by_direct_number)
+        if isinstance(found, Refusal):
+            self._refuse(request, found.status)
+            return
+        if trunk.max_calls is not None and self.active[trunk.key] >= trunk.max_calls:
+            self._refuse(request, 486)
+            return
+        leg = InviteSession.uas(self._config(source), self._ids, request, event.key, now=now)
+        call = Call(
+            leg,
+            a_dest=source,
+            ids=self._ids,
+            media=None,
+            now=now,
+            started_at=datetime.fromtimestamp(self.wall(), UTC),
+            caller=presented or trunk.key,
+            called=called,
+            id=secrets.token_hex(8),
+            limits=self.limits,
+            srtp_keys=_srtp_keys(),
+        )
+        running = _Running(call, lines=[trunk.key])
+        self.active[trunk.key] += 1
+        self._index(running, leg.call_id)
+        self.stats["calls"] += 1
+        self.stats["trunk_in"] += 1
+        self._execute(running)
+        if leg.terminated:
+            call.reject(500, now)
+            self._execute(running)
+            return
+        company = found[0]
+        user = "".join(c for c in presented if c.isalnum() or c == "+") or "anonymous"
+        self._spawn(
+            self._setup(
+                running, company.domain, None, called, from_=f"<sip:{user}@{company.domain}>"
+            )
+        )
+
+    async def _dial_out(self, running: _Running, caller: Line, called: str) -> None:
+        """An authenticated line calls a number that is none of ours: out via a trunk."""
+        call = running.call
+        company = self.directory.company_for_domain(caller.domain)
+        route = self.trunks.outbound(called, caller, company)
+        if isinstance(route, Refusal):
+            self._reject(running, route.status, route.cause)
+            return
+        trunk = route.trunk
+        if trunk.max_calls is not None and self.active[trunk.key] >= trunk.max_calls:
+            self._reject(running, 503, "trunk-limit")
+            return
+        self.active[trunk.key] += 1
+        running.lines.append(trunk.key)
+        session = await self.relay.open_session(call.id)
+        if call.state >= CallState.ENDING or running.ended:
+            session.close()
+            return
+        running.session = session
+        session.on_timeout(lambda _s, reason: self._media_timeout(running, reason))
+        for update in running.media.values():
+            self._apply_media(session, update)
+        running.media.clear()
+        call.media = MediaPlan(self.media.address, session.a.rtp_port, session.b.rtp_port)
+        call.dial([self._trunk_target(route)], self.loop.time())
+        self.stats["trunk_out"] += 1
+        self._execute(running)
+
+    def _trunk_target(self, route: Outbound) -> Target:
+        trunk = route.trunk
+        dest = trunk.dest
+        host = f"[{dest.host}]" if ":" in dest.host else dest.host
+        param = "" if dest.transport == "UDP" else f";transport={dest.transport.lower()}"
+        uri = f"sip:{route.number}@{host}:{dest.port}{param}"
+        config = self._config(dest)
+        config = dataclasses.replace(config, authenticate=trunk.authorize)
+        return Target(
+            request_uri=parse_uri(uri),
+            dest=dest,
+            config=config,
+            from_=f"<sip:{route.presented}@{self.domain}>",
+            to=f"<sip:{route.number}@{host}>",
+            label=f"{trunk.key}:{route.e164}",
+        )
 
     def _reject(self, running: _Running, status: int, cause: str) -> None:
         running.call.reject(status, self.loop.time(), cause=cause)
@@ -422,6 +552,15 @@ class B2bua:
         leg = session.a if update.side == "a" else session.b
         leg.set_remote(update.rtp, update.rtcp)
         leg.set_direction(update.sends, update.receives)
+        if update.srtp is None:
+            leg.set_srtp(None, None)
+            return
+        # SDES terminated on this leg: the phone's key decrypts, ours encrypts.
+        suite, theirs, ours = update.srtp
+        try:
+            leg.set_srtp(SrtpKeys(suite, theirs), SrtpKeys(suite, ours))
+        except SrtpKeysError:
+            log.warning("call.srtp_refused", extra={"suite": suite})
 
     def _ended(self, running: _Running, cmd: CallEnded) -> None:
         if running.ended:
@@ -487,6 +626,11 @@ class B2bua:
         task = self.loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _srtp_keys() -> tuple[bytes, bytes]:
+    """Fresh SRTP key material for a call's two sides (used only if a phone asks for SRTP)."""
+    return os.urandom(SRTP_KEY_MATERIAL), os.urandom(SRTP_KEY_MATERIAL)
 
 
 __all__ = ["B2bua"]

@@ -27,17 +27,39 @@ the relay's ports of the leg it is sent on (the A side's ports in what goes to
 the caller, the B side's in what goes to the callee), ``o=`` owned per leg.
 Each phone's own SDP tells the relay where that phone listens and which way it
 wants media (both hold styles: ``a=sendonly``/``inactive`` and ``c=0.0.0.0``).
+
+SDES-SRTP (RFC 4568) is terminated at the relay, per leg, when the shell gives
+the call key material (``srtp_keys``, fresh random bytes per side): a phone whose
+SDP is ``RTP/SAVP`` with an ``a=crypto`` of a suite in ``SRTP_SUITES`` makes its
+leg *secure*. Every SDP the switch sends on a secure leg carries the switch's own
+``a=crypto`` (same suite, the phone's tag), every SDP on a plain leg is plain
+``RTP/AVP`` without ``a=crypto``; ``MediaUpdate.srtp`` gives the relay the
+phone's key (to decrypt) and the switch's (to encrypt). B legs are offered plain
+RTP. Without ``srtp_keys`` SDES lines cross the switch untouched.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from media.sdp import SdpError, SessionDescription, anchor, codecs, direction
+from media.sdp import (
+    SRTP_KEY_LENGTHS,
+    Crypto,
+    Media,
+    SdpError,
+    SessionDescription,
+    add_crypto,
+    anchor,
+    codecs,
+    direction,
+    select_crypto,
+    strip_crypto,
+)
 from switch.sip.dialog_events import (
     CallAnswered,
     CallCancelled,
@@ -153,6 +175,9 @@ class MediaUpdate:
     rtcp: tuple[str, int] | None
     sends: bool  # the phone sends media
     receives: bool  # the phone wants media
+    # SRTP terminated on this leg: (suite, the phone's key||salt, the switch's key||salt);
+    # None: plain RTP on this leg.
+    srtp: tuple[str, bytes, bytes] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +259,16 @@ class Target:
     label: str = ""  # for the CDR: the line or contact called
 
 
+# The SDES crypto-suites the relay terminates (``media.relay.SRTP_PROFILES``).
+SRTP_SUITES = (
+    "AES_CM_128_HMAC_SHA1_80",
+    "AES_CM_128_HMAC_SHA1_32",
+    "AEAD_AES_128_GCM",
+    "AEAD_AES_256_GCM",
+)
+SRTP_KEY_MATERIAL = max(SRTP_KEY_LENGTHS[suite] for suite in SRTP_SUITES)
+
+
 class CallState(enum.IntEnum):
     TRYING = 0
     RINGING = 1
@@ -254,6 +289,7 @@ class _Party:
     sent: SessionDescription | None = None  # the last SDP we sent on this leg
     final_status: int | None = None
     failure: tuple[int, str | None] | None = None
+    crypto: Crypto | None = None  # the phone's accepted a=crypto: SRTP terminated here
 
 
 @dataclass(slots=True)
@@ -278,8 +314,12 @@ class Call:
         called: str,
         id: str = "",
         limits: Limits = Limits(),
+        srtp_keys: tuple[bytes, bytes] | None = None,
     ) -> None:
         assert a_leg.invite is not None
+        if srtp_keys is not None and min(map(len, srtp_keys)) < SRTP_KEY_MATERIAL:
+            raise ValueError(f"srtp_keys need {SRTP_KEY_MATERIAL} bytes per side")
+        self._srtp_keys = srtp_keys  # (A side, B side): the switch's own SRTP keys
         self.id = id or a_leg.call_id
         self.a = _Party(a_leg, "a", a_dest, label=caller)
         self.b: list[_Party] = []
@@ -348,7 +388,7 @@ class Call:
         for target in targets:
             sent = None
             if self._offer is not None:
-                sent = self._anchor_sdp("b", self._offer, None)
+                sent = self._anchor_sdp("b", self._offer, None, None)
             leg = InviteSession.uac(
                 target.config,
                 self.ids,
@@ -388,12 +428,12 @@ class Call:
                 self._fail_call(Outcome.NO_ANSWER, "ring-timeout", now)
         if self._end_deadline is not None and now >= self._end_deadline:
             self._end_deadline = None
-            self.hang_up("max-duration", now)
+            self.hang_up("max_duration", now)
         self._drain(now)
 
     def media_timeout(self, reason: str, now: float) -> None:
         """The relay heard nothing for too long: BYE both legs."""
-        self.hang_up(reason or "rtp-timeout", now)
+        self.hang_up(reason or "rtp_timeout", now)
 
     def hang_up(self, cause: str, now: float) -> None:
         """End the call from the switch's side (shutdown, safeguard, media loss)."""
@@ -634,15 +674,27 @@ class Call:
             return None
 
     def _anchor_sdp(
-        self, side: str, sdp: SessionDescription, previous: SessionDescription | None
+        self,
+        side: str,
+        sdp: SessionDescription,
+        previous: SessionDescription | None,
+        crypto: Crypto | None,
     ) -> SessionDescription:
         """``sdp`` (from the other side) rewritten for the leg on ``side``: the
-        first audio stream at that side's relay port, any other stream refused."""
+        first audio stream at that side's relay port, any other stream refused;
+        with SRTP termination, the switch's ``a=crypto`` when ``crypto`` (the
+        phone's) is given, else plain RTP."""
         assert self.media is not None
         port = self.media.a_port if side == "a" else self.media.b_port
         first = next(
             (i for i, m in enumerate(sdp.media) if m.kind == "audio" and not m.rejected), None
         )
+        if self._srtp_keys is not None and first is not None:
+            media = strip_crypto(sdp.media[first])
+            if crypto is not None:
+                key = base64.b64encode(self._own_key(side, crypto.suite)).decode()
+                media = add_crypto(media, crypto.suite, key, tag=crypto.tag)
+            sdp = replace(sdp, media=(*sdp.media[:first], media, *sdp.media[first + 1 :]))
         ports = [port if i == first else 0 for i in range(len(sdp.media))]
         return anchor(
             sdp,
@@ -654,8 +706,29 @@ class Call:
 
     def _anchored(self, party: _Party, sdp: SessionDescription) -> bytes:
         """``sdp`` (from the other side) rewritten for ``party``'s leg, remembered."""
-        party.sent = self._anchor_sdp(party.side, sdp, party.sent)
+        party.sent = self._anchor_sdp(party.side, sdp, party.sent, party.crypto)
         return party.sent.serialize()
+
+    def _own_key(self, side: str, suite: str) -> bytes:
+        """The switch's SRTP key||salt for the leg on ``side``, sized for ``suite``."""
+        assert self._srtp_keys is not None
+        material = self._srtp_keys[0] if side == "a" else self._srtp_keys[1]
+        return material[: SRTP_KEY_LENGTHS[suite]]
+
+    def _srtp_from(self, party: _Party, media: Media) -> tuple[str, bytes, bytes] | None:
+        """Whether ``party``'s phone uses SDES-SRTP in ``media`` (then terminated here)."""
+        party.crypto = None
+        if self._srtp_keys is None or "SAVP" not in media.proto:
+            return None
+        try:
+            crypto = select_crypto(media, SRTP_SUITES)
+            key = crypto.key() if crypto is not None else None
+        except SdpError:
+            return None
+        if crypto is None or key is None:
+            return None
+        party.crypto = crypto
+        return crypto.suite, key, self._own_key(party.side, crypto.suite)
 
     def _media_from(self, party: _Party, sdp: SessionDescription) -> None:
         """Tell the relay what ``party``'s phone said in ``sdp``."""
@@ -682,8 +755,9 @@ class Call:
                     if len(head) == 4:
                         rtcp = (head[3], rtcp_port)
                 rtcp = rtcp or (host, rtcp_port)
+        srtp = self._srtp_from(party, media)
         self._commands.append(
-            MediaUpdate(party.side, rtp, rtcp, sends=held.sends, receives=held.receives)
+            MediaUpdate(party.side, rtp, rtcp, sends=held.sends, receives=held.receives, srtp=srtp)
         )
 
     # end -------------------------------------------------------------------------------
@@ -736,6 +810,7 @@ def _codec_names(sdp: SessionDescription) -> tuple[str, ...]:
 __all__ = [
     "FAILURE_TABLE",
     "OUTCOME_STATUS",
+    "SRTP_SUITES",
     "Call",
     "CallCommand",
     "CallEnded",

@@ -66,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--rewrite", metavar="DIR", help="replace every password:/pin: of DIR/directory.yaml"
     )
 
+    cdr = sub.add_parser("cdr", help="export call detail records (csv or jsonl)")
+    cdr.add_argument("data_dir", metavar="DIR", help="the data directory (cdr.sqlite3)")
+    cdr.add_argument("--since", default=None, metavar="ISO-8601", help="calls started from")
+    cdr.add_argument("--format", default="jsonl", choices=("csv", "jsonl"))
+
     schema = sub.add_parser("routing-schema", help="write the JSON Schema of routing programs")
     schema.add_argument("--output", "-o", default=None, metavar="FILE", help="default: stdout")
     return parser
@@ -89,6 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from switch.registrations import registrations_command
 
         return registrations_command(args)
+    if args.command == "cdr":
+        from switch.cdr import cdr_command
+
+        return cdr_command(args)
     if args.command in ("explain", "routing-schema"):
         from switch import cli_routing
 

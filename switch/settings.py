@@ -267,10 +267,63 @@ class MediaSettings(_Model):
 
 
 class CallSettings(_Model):
-    """B2BUA calls: how long a callee rings, how long a call may last at most."""
+    """B2BUA calls: how long a callee rings, how long a call may last at most, and
+    how long a graceful stop lets calls in progress end by themselves (new INVITEs
+    get 503 meanwhile) before it hangs them up."""
 
     ring_timeout: Annotated[float, Field(gt=0, le=600)] = 60.0
     max_duration: Annotated[float, Field(gt=0, le=86_400)] = 14_400.0
+    drain_grace: Annotated[float, Field(ge=0, le=3600)] = 5.0
+
+
+class TrunkAddress(_Model):
+    host: str
+    port: Port = 5060
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        return _check_address(value)
+
+
+class TrunkSettings(_Model):
+    """One SIP trunk (opérateur): where calls to public numbers go, where they come from.
+
+    Requests whose source is ``address`` (host *and* port), or whose source host
+    is in one of the ``inbound`` networks, are calls from the trunk: never
+    challenged, and only for the direct numbers of our lines. Calls out (an
+    authenticated line dialling a public number) are sent to ``address`` with
+    the number in ``number_format``; a 401/407 from the trunk is answered with
+    ``username`` and ``password`` (or ``ha1``, for the realm of the challenge).
+    """
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,40}$")]
+    address: TrunkAddress
+    transport: Literal["udp", "tcp", "tls"] = "udp"
+    username: str | None = None
+    password: str | None = None
+    ha1: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$|^[0-9a-f]{64}$")] | None = None
+    inbound: list[str] = Field(default_factory=list)  # extra source networks
+    number_format: Literal["e164", "national"] = "e164"
+    max_calls: Annotated[int, Field(ge=1, le=100_000)] | None = None
+
+    @field_validator("inbound")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"not a network: {network!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _credentials(self) -> TrunkSettings:
+        if self.password is not None and self.ha1 is not None:
+            raise ValueError("password and ha1 exclude each other")
+        if (self.password is not None or self.ha1 is not None) and not self.username:
+            raise ValueError("credentials need a username")
+        return self
 
 
 class Settings(_Model):
@@ -278,6 +331,7 @@ class Settings(_Model):
     registrar: RegistrarSettings = RegistrarSettings()
     media: MediaSettings = MediaSettings()
     calls: CallSettings = CallSettings()
+    trunks: list[TrunkSettings] = Field(default_factory=list)
     data_dir: Path | None = None
     log_level: LogLevel = "info"
     # Reserved for the admin API and Prometheus metrics (a later issue).
@@ -285,6 +339,14 @@ class Settings(_Model):
 
     # Set by load_settings: the directory the file was read from.
     _config_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @field_validator("trunks")
+    @classmethod
+    def _unique_trunks(cls, value: list[TrunkSettings]) -> list[TrunkSettings]:
+        names = [trunk.name for trunk in value]
+        if len(set(names)) != len(names):
+            raise ValueError("a trunk name is listed twice")
+        return value
 
     @property
     def config_dir(self) -> Path:

@@ -376,11 +376,15 @@ def answer_challenge(
     uri: str,
     cnonce: str,
     nc: int = 1,
+    ha1_hex: str | None = None,
 ) -> str:
-    """The ``Authorization`` value answering ``challenge`` (qop=auth when offered)."""
+    """The ``Authorization`` value answering ``challenge`` (qop=auth when offered).
+
+    ``ha1_hex``, when given, is used instead of ``password`` (a stored HA1 is
+    only good for the realm and algorithm it was computed for)."""
     if challenge.algorithm not in _HASHES:
         raise ParseError(f"Unsupported digest algorithm {challenge.algorithm[:20]}")
-    key = ha1(username, challenge.realm, password, challenge.algorithm)
+    key = ha1_hex or ha1(username, challenge.realm, password, challenge.algorithm)
     qop = "auth" if "auth" in challenge.qop else None
     nc_text = f"{nc:08x}" if qop else None
     digest = response_digest(

@@ -265,6 +265,10 @@ class SessionConfig:
     allow: tuple[str, ...] = (
         "INVITE", "ACK", "CANCEL", "BYE", "UPDATE", "PRACK", "REFER", "NOTIFY", "INFO", "OPTIONS",
     )  # fmt: skip
+    # UAC: answers a 401/407 to the initial INVITE with (header name, value), or
+    # None to let the failure stand (trunk credentials, ``switch.trunk``).
+    authenticate: Callable[[Response, Request], tuple[str, str] | None] | None = None
+    max_auth_attempts: int = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,6 +350,7 @@ class InviteSession:
         self._rseq = RSeqTracker()
         self._pending_prack: tuple[Dialog, Response] | None = None
         self._requested_se = config.session_expires
+        self._auth_attempts = 0
         self._answer_2xx: Response | None = None  # the 2xx we accepted (UAC): peer's Allow
         self._commands: list[Command] = []
         self._events: deque[SessionEvent] = deque()
@@ -1120,7 +1125,25 @@ class InviteSession:
                 del self._out[(response.cseq.seq, "INVITE")]
                 self._reoriginate(uac_request_headers(interval, interval), now)
                 return
+        if status in (401, 407) and self._answer_challenge(response, now):
+            return
         self._on_final(out, response, status, now)
+
+    def _answer_challenge(self, response: Response, now: float) -> bool:
+        """RFC 3261 §22.2: re-send the INVITE with credentials and a new CSeq
+        (same Call-ID and From tag, §8.1.3.5), at most ``max_auth_attempts`` times."""
+        authenticate = self.config.authenticate
+        if authenticate is None or self._cancelled or self.invite is None:
+            return False
+        if self._auth_attempts >= self.config.max_auth_attempts:
+            return False
+        answer = authenticate(response, self.invite)
+        if answer is None:
+            return False
+        self._auth_attempts += 1
+        del self._out[(response.cseq.seq, "INVITE")]
+        self._reoriginate([answer], now)
+        return True
 
     def _on_invite_2xx(self, response: Response, out: _Outgoing | None, now: float) -> None:
         assert self.invite is not None

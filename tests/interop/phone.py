@@ -228,10 +228,15 @@ class Child:
         domain: str = "pbx.test",
         expires: int = 300,
         timeout: float = 10.0,
+        srtp: int = 0,
+        srtp_signaling: int = 0,
         **_: Any,
     ) -> dict[str, Any]:
         """Create an account registering ``user@domain`` at ``registrar``; wait for
-        the first final outcome (pjsua2 answers the 401 challenge itself)."""
+        the first final outcome (pjsua2 answers the 401 challenge itself).
+
+        ``srtp``: the account's SDES-SRTP use (0 disabled, 1 optional, 2 mandatory);
+        ``srtp_signaling``: 1 requires TLS on the first hop for SRTP calls."""
         pj: Any = self.pj
         child = self
 
@@ -259,6 +264,9 @@ class Child:
         acfg.regConfig.timeoutSec = expires
         acfg.regConfig.retryIntervalSec = 0  # no automatic retries: the test drives
         acfg.regConfig.registerOnAdd = True
+        if srtp:
+            acfg.mediaConfig.srtpUse = srtp
+            acfg.mediaConfig.srtpSecureSignaling = srtp_signaling
         cred = pj.AuthCredInfo("digest", "*", user, 0, password)
         acfg.sipConfig.authCreds.append(cred)
         account = Account()

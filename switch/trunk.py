@@ -1,0 +1,188 @@
+"""SIP trunks (opérateurs): who may call in from one, who may call out through one.
+
+Pure decisions, no sockets; ``switch.b2bua`` asks and executes. The rules, all
+of them against an open relay (nothing reaches a trunk on behalf of an unknown
+source, and a trunk never reaches another trunk):
+
+1. **Trunk source.** A request whose source is a trunk's ``address`` (host and
+   port), or whose source host lies in one of its ``inbound`` networks, comes
+   from that trunk (``Trunks.by_source``). It is not challenged (a carrier does
+   not answer our digest), but it may only call the **direct number** of one of
+   our lines (``Trunks.inbound``): anything else is ``404``, never routed out
+   again.
+2. **Calls out.** Only an *authenticated line* calls out (the B2BUA has already
+   checked its digest). The dialled number is normalised
+   (``routing.numbering.normalize``); a public number (E.164) that is not one of
+   ours, or an emergency number, goes to the first trunk (``Trunks.outbound``),
+   in the trunk's ``number_format``, presenting the line's direct number (or its
+   company's number for a line without one, ``6xx``). A short number that is
+   not an emergency number is ``404``.
+3. **Digest towards the trunk.** A 401/407 from the trunk is answered once per
+   INVITE (``Trunk.authorize``): the realm is the challenge's, the credentials
+   the trunk's (``password``, or a stored ``ha1`` for that realm).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from routing.numbering import destination_class, normalize, to_national
+from switch.directory import Company, Line
+from switch.settings import TrunkSettings
+from switch.sip.auth import answer_challenge, parse_challenge
+from switch.sip.endpoint import Endpoint
+from switch.sip.errors import ParseError
+from switch.sip.message import Request, Response
+
+# Status -> (challenge header, answer header), RFC 3261 §22.2 and §22.3.
+_CHALLENGES = {
+    401: ("WWW-Authenticate", "Authorization"),
+    407: ("Proxy-Authenticate", "Proxy-Authorization"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Trunk:
+    """One configured trunk, resolved from ``TrunkSettings``."""
+
+    name: str
+    dest: Endpoint
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    number_format: str  # "e164" | "national"
+    max_calls: int | None
+    username: str | None = None
+    password: str | None = None
+    ha1: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: TrunkSettings) -> Trunk:
+        return cls(
+            name=settings.name,
+            dest=Endpoint(settings.transport.upper(), settings.address.host, settings.address.port),
+            networks=tuple(ipaddress.ip_network(n, strict=False) for n in settings.inbound),
+            number_format=settings.number_format,
+            max_calls=settings.max_calls,
+            username=settings.username,
+            password=settings.password,
+            ha1=settings.ha1,
+        )
+
+    @property
+    def key(self) -> str:
+        """The key of the trunk's calls in the B2BUA's counters."""
+        return f"trunk:{self.name}"
+
+    def sends_from(self, source: Endpoint) -> bool:
+        if source.host == self.dest.host and source.port == self.dest.port:
+            return True
+        if not self.networks:
+            return False
+        try:
+            address = ipaddress.ip_address(source.host)
+        except ValueError:
+            return False
+        return any(address in network for network in self.networks)
+
+    def format(self, e164: str) -> str:
+        """``e164`` in the trunk's number format (emergency short numbers unchanged)."""
+        if self.number_format == "national":
+            return to_national(e164)
+        return e164
+
+    def authorize(self, response: Response, invite: Request) -> tuple[str, str] | None:
+        """The header answering the trunk's 401/407 to ``invite``; None when we cannot
+        (no credentials, no digest challenge we know): the failure then stands."""
+        names = _CHALLENGES.get(response.status)
+        if names is None or not self.username or (self.password is None and self.ha1 is None):
+            return None
+        challenge_name, answer_name = names
+        for value in response.headers.get_all(challenge_name):
+            try:
+                challenge = parse_challenge(value)
+                if self.ha1 is not None and len(self.ha1) != (
+                    32 if challenge.algorithm == "MD5" else 64
+                ):
+                    continue
+                answer = answer_challenge(
+                    challenge,
+                    username=self.username,
+                    password=self.password or "",
+                    ha1_hex=self.ha1,
+                    method="INVITE",
+                    uri=str(invite.uri),
+                    cnonce=secrets.token_hex(8),
+                )
+            except ParseError:
+                continue
+            return answer_name, answer
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """No call: ``status`` to the caller, ``cause`` in the CDR."""
+
+    status: int
+    cause: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """A call out: the B leg's Request-URI user, presented number and trunk."""
+
+    trunk: Trunk
+    number: str  # as the trunk wants it (number_format)
+    e164: str  # normalised (E.164, or the emergency short number)
+    presented: str  # the caller's public number
+
+
+class Trunks:
+    """The configured trunks; see the module docstring."""
+
+    def __init__(self, trunks: Sequence[Trunk] = ()) -> None:
+        self.trunks = tuple(trunks)
+
+    @classmethod
+    def from_settings(cls, settings: Sequence[TrunkSettings]) -> Trunks:
+        return cls([Trunk.from_settings(s) for s in settings])
+
+    def __bool__(self) -> bool:
+        return bool(self.trunks)
+
+    def by_source(self, source: Endpoint) -> Trunk | None:
+        """The trunk ``source`` belongs to (rule 1), if any."""
+        for trunk in self.trunks:
+            if trunk.sends_from(source):
+                return trunk
+        return None
+
+    @staticmethod
+    def inbound(
+        called: str, find_direct: Callable[[str], tuple[Company, Line] | None]
+    ) -> tuple[Company, Line] | Refusal:
+        """A trunk's call to ``called``: only a direct number of ours (rule 1)."""
+        found = find_direct(called)
+        if found is None:
+            return Refusal(404, "not-found")
+        return found
+
+    def outbound(self, called: str, caller: Line, company: Company | None) -> Outbound | Refusal:
+        """An authenticated line dialled ``called``, which is none of ours (rule 2)."""
+        number = normalize(called)
+        if number.kind == "invalid":
+            return Refusal(404, "not-found")
+        emergency = destination_class(number).klass == "emergency"
+        if number.kind != "e164" and not emergency:
+            return Refusal(404, "not-found")
+        if not self.trunks:
+            return Refusal(404, "no-trunk")
+        trunk = self.trunks[0]
+        presented = caller.direct_number or (company.company_number if company else "") or ""
+        formatted = number.value if emergency else trunk.format(number.value)
+        return Outbound(trunk, formatted, number.value, presented)
+
+
+__all__ = ["Outbound", "Refusal", "Trunk", "Trunks"]

@@ -1,0 +1,217 @@
+"""Trunks: who is one, what may be called through one, and digest towards one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from switch.directory import Directory, load_directory
+from switch.settings import TrunkSettings, load_settings
+from switch.sip.auth import ha1, parse_credentials, response_digest
+from switch.sip.dialog_events import CallAnswered, CallFailed
+from switch.sip.endpoint import Endpoint
+from switch.sip.invite import InviteSession
+from switch.sip.message import Headers, Request, Response
+from switch.sip.uri import parse_uri
+from switch.trunk import Outbound, Refusal, Trunk, Trunks
+from tests.unit.sip_legs import ANSWER, Side, net
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example"
+
+
+@pytest.fixture(scope="module")
+def directory() -> Directory:
+    return load_directory(EXAMPLE)
+
+
+def carrier(**kw: object) -> Trunk:
+    base: dict[str, object] = {
+        "name": "carrier",
+        "address": {"host": "127.0.0.1", "port": 5090},
+        "username": "pbx",
+        "password": "s3cret",
+    }
+    base.update(kw)
+    return Trunk.from_settings(TrunkSettings.model_validate(base))
+
+
+# -- settings --------------------------------------------------------------------------
+
+
+def test_example_defines_the_carrier_trunk_on_udp_5090() -> None:
+    settings = load_settings(EXAMPLE)
+    (trunk,) = settings.trunks
+    assert (trunk.name, trunk.address.host, trunk.address.port, trunk.transport) == (
+        "carrier",
+        "127.0.0.1",
+        5090,
+        "udp",
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"password": "x", "ha1": "0" * 32}, "exclude each other"),
+        ({"username": None, "password": "x"}, "need a username"),
+        ({"inbound": ["not-a-net"]}, "not a network"),
+        ({"number_format": "local"}, "number_format"),
+    ],
+)
+def test_invalid_trunk_settings(extra: dict[str, object], message: str) -> None:
+    base: dict[str, object] = {"name": "t", "address": {"host": "192.0.2.1"}, "username": "u"}
+    base.update(extra)
+    with pytest.raises(ValidationError, match=message):
+        TrunkSettings.model_validate(base)
+
+
+# -- who is a trunk ------------------------------------------------------------------------
+
+
+def test_a_trunk_source_is_its_address_and_port() -> None:
+    trunks = Trunks([carrier()])
+    assert trunks.by_source(Endpoint("UDP", "127.0.0.1", 5090)) is not None
+    # The same host, another port: a phone on this machine, not the trunk.
+    assert trunks.by_source(Endpoint("UDP", "127.0.0.1", 5091)) is None
+    assert trunks.by_source(Endpoint("UDP", "192.0.2.7", 5090)) is None
+
+
+def test_inbound_networks_add_sources() -> None:
+    trunks = Trunks([carrier(inbound=["192.0.2.0/28"])])
+    assert trunks.by_source(Endpoint("UDP", "192.0.2.7", 5060)) is not None
+    assert trunks.by_source(Endpoint("UDP", "192.0.2.17", 5060)) is None
+
+
+# -- no open relay ----------------------------------------------------------------------
+
+
+def test_a_trunk_reaches_only_direct_numbers(directory: Directory) -> None:
+    find = directory.line_by_direct_number
+    found = Trunks.inbound("+33140000401", find)
+    assert not isinstance(found, Refusal)
+    assert found[1].extension == "401"
+    assert Trunks.inbound("0140000402", find) != Refusal(404, "not-found")
+    # An extension, or a public number that is not ours: never routed (out again).
+    assert Trunks.inbound("401", find) == Refusal(404, "not-found")
+    assert Trunks.inbound("+33612345678", find) == Refusal(404, "not-found")
+
+
+def test_lines_call_out_public_and_emergency_numbers_only(directory: Directory) -> None:
+    trunks = Trunks([carrier()])
+    company, caller = directory.line_for("401", "pbx.test") or (None, None)
+    assert caller is not None
+    out = trunks.outbound("06 12 34 56 78", caller, company)
+    assert out == Outbound(trunks.trunks[0], "+33612345678", "+33612345678", "+33140000401")
+    emergency = trunks.outbound("112", caller, company)
+    assert isinstance(emergency, Outbound)
+    assert emergency.number == "112"
+    assert trunks.outbound("499", caller, company) == Refusal(404, "not-found")
+    assert trunks.outbound("abc", caller, company) == Refusal(404, "not-found")
+    assert Trunks().outbound("0612345678", caller, company) == Refusal(404, "no-trunk")
+
+
+def test_national_format_and_company_number_for_6xx(directory: Directory) -> None:
+    trunks = Trunks([carrier(number_format="national")])
+    company, caller = directory.line_for("601", "pbx.test") or (None, None)
+    assert caller is not None
+    assert company is not None
+    out = trunks.outbound("+33612345678", caller, company)
+    assert isinstance(out, Outbound)
+    assert out.number == "0612345678"
+    assert out.e164 == "+33612345678"
+    assert out.presented == company.company_number
+    assert trunks.outbound("15", caller, company) == Outbound(
+        trunks.trunks[0], "15", "15", company.company_number
+    )
+
+
+# -- digest towards the trunk ------------------------------------------------------------
+
+
+def _challenge(status: int, name: str) -> Response:
+    headers = Headers()
+    headers.add(name, 'Digest realm="carrier.test", nonce="abc", qop="auth", algorithm=MD5')
+    headers.add("CSeq", "1 INVITE")
+    return Response(status, "Auth", headers)
+
+
+def _invite() -> Request:
+    return Request("INVITE", parse_uri("sip:+33612345678@127.0.0.1:5090"), Headers(), b"")
+
+
+@pytest.mark.parametrize(
+    ("status", "challenge", "answer"),
+    [
+        (401, "WWW-Authenticate", "Authorization"),
+        (407, "Proxy-Authenticate", "Proxy-Authorization"),
+    ],
+)
+def test_authorize_answers_with_the_realm_of_the_challenge(
+    status: int, challenge: str, answer: str
+) -> None:
+    for trunk in (carrier(), carrier(password=None, ha1=ha1("pbx", "carrier.test", "s3cret"))):
+        result = trunk.authorize(_challenge(status, challenge), _invite())
+        assert result is not None
+        name, value = result
+        assert name == answer
+        creds = parse_credentials(value)
+        assert creds.realm == "carrier.test"
+        expected = response_digest(
+            ha1("pbx", "carrier.test", "s3cret"),
+            algorithm="MD5",
+            method="INVITE",
+            uri="sip:+33612345678@127.0.0.1:5090",
+            nonce="abc",
+            nc=creds.nc,
+            cnonce=creds.cnonce,
+            qop="auth",
+        )
+        assert creds.response == expected
+
+
+def test_no_credentials_no_answer() -> None:
+    trunk = carrier(username=None, password=None)
+    assert trunk.authorize(_challenge(407, "Proxy-Authenticate"), _invite()) is None
+    assert carrier().authorize(_challenge(403, "Proxy-Authenticate"), _invite()) is None
+
+
+def _challenging_uas(side: Side, leg: InviteSession, now: float) -> None:
+    assert leg.invite is not None
+    if "Proxy-Authorization" in leg.invite.headers:
+        leg.respond(200, body=ANSWER, now=now)
+    else:
+        challenge = 'Digest realm="carrier.test", nonce="n1", qop="auth"'
+        leg.respond(407, now=now, extra=[("Proxy-Authenticate", challenge)])
+
+
+def test_leg_resends_the_invite_with_credentials_and_a_new_cseq() -> None:
+    trunk = carrier()
+    n = net(a_authenticate=trunk.authorize)
+    n.b.on_invite = _challenging_uas
+    n.call()
+    n.run(5)
+    invites = n.sent(n.a, "INVITE")
+    assert [i.cseq.seq for i in invites] == [1, 2]
+    assert invites[0].call_id == invites[1].call_id
+    assert invites[0].from_tag == invites[1].from_tag
+    assert "Proxy-Authorization" in invites[1].headers
+    assert n.sent(n.a, "ACK")  # the 407 is acknowledged (by its transaction)
+    assert n.a.of(CallAnswered)
+
+
+def test_leg_gives_up_after_the_allowed_attempts() -> None:
+    def always_407(side: Side, leg: InviteSession, now: float) -> None:
+        challenge = 'Digest realm="carrier.test", nonce="n1", qop="auth"'
+        leg.respond(407, now=now, extra=[("Proxy-Authenticate", challenge)])
+
+    n = net(a_authenticate=carrier().authorize)
+    n.b.on_invite = always_407
+    n.call()
+    n.run(10)
+    assert len(n.sent(n.a, "INVITE")) == 3  # the first, then two answered challenges
+    failed = n.a.of(CallFailed)
+    assert len(failed) == 1
+    assert isinstance(failed[0], CallFailed)
+    assert failed[0].status == 407

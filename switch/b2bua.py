@@ -439,7 +439,7 @@ class B2bua:
         company = self.directory.company_for_domain(caller.domain)
         route = self.trunks.outbound(called, caller, company)
         if isinstance(route, Refusal):
-            self._reject(running, route.status, route.cause)
+            self._reject(running, route.status, route.cause, route.reason)
             return
         trunk = route.trunk
         if trunk.max_calls is not None and self.active[trunk.key] >= trunk.max_calls:
@@ -478,8 +478,10 @@ class B2bua:
             label=f"{trunk.key}:{route.e164}",
         )
 
-    def _reject(self, running: _Running, status: int, cause: str) -> None:
-        running.call.reject(status, self.loop.time(), cause=cause)
+    def _reject(
+        self, running: _Running, status: int, cause: str, reason: str | None = None
+    ) -> None:
+        running.call.reject(status, self.loop.time(), cause=cause, reason=reason)
         self._execute(running)
 
     def _media_timeout(self, running: _Running, reason: str) -> None:

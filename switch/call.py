@@ -404,12 +404,14 @@ class Call:
         self._ring_deadline = now + self.limits.ring_timeout
         self._drain()
 
-    def reject(self, status: int, now: float, *, cause: str = "") -> None:
-        """Refuse the call before any B leg answered (``status`` to the caller)."""
+    def reject(
+        self, status: int, now: float, *, cause: str = "", reason: str | None = None
+    ) -> None:
+        """Refuse the call before any B leg answered (``status`` and ``reason`` to the caller)."""
         if self.state >= CallState.ENDING:
             return
         outcome = failure_outcome(status, cause or None)
-        self.a.leg.hang_up(now, status=status)
+        self.a.leg.hang_up(now, status=status, reason=reason)
         self._finish(outcome, cause or str(status), now)
 
     def handle(self, event: Event, now: float) -> bool:

@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from routing.numbering import destination_class, normalize, to_national
+from routing.restrictions import check as check_restriction
 from switch.directory import Company, Line
 from switch.settings import TrunkSettings
 from switch.sip.auth import answer_challenge, parse_challenge
@@ -127,6 +128,7 @@ class Refusal:
 
     status: int
     cause: str
+    reason: str | None = None  # the SIP reason phrase, when not the default one
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,9 +176,15 @@ class Trunks:
         number = normalize(called)
         if number.kind == "invalid":
             return Refusal(404, "not-found")
-        emergency = destination_class(number).klass == "emergency"
+        destination = destination_class(number)
+        emergency = destination.klass == "emergency"
         if number.kind != "e164" and not emergency:
             return Refusal(404, "not-found")
+        # RESTRICTIONS.md: the line's profile for the calls it dials decides;
+        # emergency numbers always pass. A barred call gets 403 with a reason.
+        verdict = check_restriction(caller.restrictions.direct, destination)
+        if not verdict.allowed:
+            return Refusal(403, f"barred:{verdict.klass}", verdict.reason_phrase)
         if not self.trunks:
             return Refusal(404, "no-trunk")
         trunk = self.trunks[0]

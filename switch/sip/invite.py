@@ -735,14 +735,14 @@ class InviteSession:
         self._end("bye-sent", None)
         self._send_bye(now)
 
-    def hang_up(self, now: float, *, status: int = 480) -> None:
-        """Whatever ends this leg now: CANCEL, a final ``status``, or BYE."""
+    def hang_up(self, now: float, *, status: int = 480, reason: str | None = None) -> None:
+        """Whatever ends this leg now: CANCEL, a final ``status`` (and ``reason``), or BYE."""
         if self.state >= CallState.TERMINATING:
             return
         if self.role is Role.UAC and self.state < CallState.ANSWERED:
             self.cancel(now)
         elif self.role is Role.UAS and self.state < CallState.ANSWERED:
-            self.respond(status, now=now)
+            self.respond(status, now=now, reason=reason)
         else:
             self.bye(now)
 

@@ -117,14 +117,40 @@ def test_national_format_and_company_number_for_6xx(directory: Directory) -> Non
     company, caller = directory.line_for("601", "pbx.test") or (None, None)
     assert caller is not None
     assert company is not None
-    out = trunks.outbound("+33612345678", caller, company)
+    # 601 has profile 1 (emergency, free): a free number goes out.
+    out = trunks.outbound("+33800123456", caller, company)
     assert isinstance(out, Outbound)
-    assert out.number == "0612345678"
-    assert out.e164 == "+33612345678"
+    assert out.number == "0800123456"
+    assert out.e164 == "+33800123456"
     assert out.presented == company.company_number
     assert trunks.outbound("15", caller, company) == Outbound(
         trunks.trunks[0], "15", "15", company.company_number
     )
+
+
+@pytest.mark.parametrize(
+    ("line", "dialled", "barred"),
+    [
+        ("601", "0612345678", "mobile"),
+        ("601", "0899123456", "premium"),
+        ("601", "+447700900123", "international"),
+        ("401", "+88216000000", None),  # profile 10: everything, high-risk included
+        ("401", "0899123456", None),
+        ("601", "0800123456", None),
+        ("601", "112", None),  # emergency: never barred
+    ],
+)
+def test_calls_out_follow_the_line_profile_for_direct_calls(
+    directory: Directory, line: str, dialled: str, barred: str | None
+) -> None:
+    trunks = Trunks([carrier()])
+    company, caller = directory.line_for(line, "pbx.test") or (None, None)
+    assert caller is not None
+    out = trunks.outbound(dialled, caller, company)
+    if barred is None:
+        assert isinstance(out, Outbound)
+    else:
+        assert out == Refusal(403, f"barred:{barred}", f"Destination barred ({barred})")
 
 
 # -- digest towards the trunk ------------------------------------------------------------

@@ -33,21 +33,30 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.options import cpu_seconds, stop, wait_ready  # noqa: E402
+from bench.sipp import (  # noqa: E402
+    Step,
+    cpu_seconds,
+    log,
+    missing_tools,
+    run_step,
+    search,
+    sipp,
+    start_kamailio,
+    start_switch,
+    stop,
+    wait_ready,
+)
 from tests.sip_support import free_port, write_config  # noqa: E402
 
 SCENARIOS = ROOT / "tests" / "interop" / "scenarios"
@@ -56,48 +65,6 @@ REGISTER = SCENARIOS / "uac-register-digest-expect-200.xml"
 KAMAILIO_CFG = ROOT / "bench" / "kamailio-proxy.cfg"
 TRUNK_PORT = 5090  # config/example: trunk `carrier`
 CALLED = "+33140000401"  # line 401's direct number
-
-_COUNTER = re.compile(
-    r"^\s*(Successful call|Failed call|Outgoing calls created)\s*\|[^|]*\|\s*(\d+)"
-)
-
-
-@dataclass
-class Step:
-    rate: int
-    sent: int
-    ok: int
-    failed: int
-    achieved: float
-    cpu_s: float
-
-    @property
-    def passed(self) -> bool:
-        return (
-            self.sent > 0
-            and self.failed <= 0.01 * self.sent
-            and self.ok >= 0.99 * self.sent
-            and self.achieved >= 0.95 * self.rate
-        )
-
-
-def sipp(core: str, *args: str) -> list[str]:
-    return [
-        "taskset",
-        "-c",
-        core,
-        "sipp",
-        "-t",
-        "u1",
-        "-i",
-        "127.0.0.1",
-        "-cp",
-        str(free_port()),
-        "-buff_size",
-        "4194304",
-        "-nostdin",
-        *args,
-    ]
 
 
 def start_uas(core: str, port: int, workdir: Path) -> subprocess.Popen[bytes]:
@@ -141,100 +108,37 @@ def register_uas(core: str, server_port: int, uas_port: int, workdir: Path) -> N
         raise RuntimeError("REGISTER of the SIPp UAS failed:\n" + result.stdout.decode()[-1500:])
 
 
-def run_step(
-    port: int,
-    rate: int,
-    seconds: float,
-    workdir: Path,
-    cpu: Callable[[], float],
-    core: str,
-    uac_port: int,
+def call_step(
+    port: int, rate: int, seconds: float, work: Path, pid: int, core: str, uac_port: int
 ) -> Step:
-    count = max(1, int(rate * seconds))
-    command = sipp(
-        core,
-        "-sf",
-        str(UAC),
-        "-s",
-        CALLED,
-        "-d",
-        "0",
-        "-p",
-        str(uac_port),
-        "-r",
-        str(rate),
-        "-m",
-        str(count),
-        "-l",
-        str(max(2000, rate)),
-        "-recv_timeout",
-        "3000",
-        "-timeout",
-        f"{int(seconds + 12)}s",
-        "-timeout_error",
-        "-trace_err",
-        f"127.0.0.1:{port}",
+    """One SIPp run of the UAC scenario (BYE right after ACK) from ``uac_port``."""
+    return run_step(
+        ["-sf", str(UAC), "-s", CALLED, "-d", "0", "-p", str(uac_port)],
+        port,
+        rate,
+        seconds,
+        workdir=work,
+        cpu=lambda: cpu_seconds(pid),
+        core=core,
+        recv_timeout_ms=3000,
+        drain=0.3,
     )
-    cpu_before = cpu()
-    started = time.monotonic()
-    result = subprocess.run(
-        command,
-        cwd=workdir,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=seconds + 20,
-        check=False,
-    )
-    elapsed = time.monotonic() - started
-    cpu_used = cpu() - cpu_before
-    counters = {}
-    for line in result.stdout.decode(errors="replace").splitlines():
-        match = _COUNTER.match(line)
-        if match:
-            counters[match.group(1)] = int(match.group(2))
-    ok = counters.get("Successful call", 0)
-    failed = counters.get("Failed call", 0)
-    sent = counters.get("Outgoing calls created", 0) or count
-    failed = max(failed, sent - ok)  # calls neither successful nor failed: lost
-    achieved = sent / max(elapsed - 0.3, 1e-3)
-    return Step(rate, count, ok, failed, min(achieved, float(rate) * 1.5), cpu_used)
 
 
-def search(
-    name: str,
-    step: Callable[[int], Step],
-    *,
-    start: int,
-    seconds: float,
-    budget: float,
-    log: Callable[[str], None],
+def measure(
+    name: str, step: Callable[[int], Step], start: int, seconds: float, budget: float
 ) -> tuple[int, Step | None, bool]:
-    """Highest passing rate: x1.5 steps up, then bisection, within ``budget`` seconds."""
-    deadline = time.monotonic() + budget
-    best: Step | None = None
-    rate = start
-    failed_at: int | None = None
-    while time.monotonic() + seconds + 5 < deadline:
-        result = step(rate)
-        log(
-            f"{name}: rate={rate} ok={result.ok}/{result.sent} failed={result.failed} "
-            f"achieved={result.achieved:.0f}/s cpu={result.cpu_s:.2f}s pass={result.passed}"
-        )
-        if result.passed:
-            best = result if best is None or result.rate > best.rate else best
-            if failed_at is None:
-                rate = int(rate * 1.5)
-                continue
-        else:
-            failed_at = rate if failed_at is None else min(failed_at, rate)
-        low = best.rate if best is not None else 0
-        if failed_at - low <= max(20, low // 20):
-            break
-        rate = (low + failed_at) // 2 if low else failed_at // 2
-        if rate < 10:
-            break
-        time.sleep(1.0)  # let the previous step's calls drain
-    return (best.rate if best else 0), best, failed_at is not None
+    return search(
+        name,
+        step,
+        start=start,
+        seconds=seconds,
+        budget=budget,
+        log=log,
+        resolution=20,
+        floor=10,
+        pause=1.0,  # let the previous step's calls drain
+    )
 
 
 def bench_config(work: Path, port: int) -> Path:
@@ -255,15 +159,10 @@ def main() -> int:
     parser.add_argument("--sipp-core", default="0")
     parser.add_argument("--only", choices=("aiguilleur", "kamailio"), default=None)
     args = parser.parse_args()
-    for tool in ("sipp", "taskset") + (("kamailio",) if args.only != "aiguilleur" else ()):
-        if shutil.which(tool) is None:
-            print(
-                f"{tool} not found: bash deploy/ensure-debs.sh sip-tester kamailio", file=sys.stderr
-            )
-            return 2
-
-    def log(text: str) -> None:
-        print(text, file=sys.stderr, flush=True)
+    missing = missing_tools(need_kamailio=args.only != "aiguilleur")
+    if missing:
+        print(missing, file=sys.stderr)
+        return 2
 
     result: dict[str, object] = {"bench": "cps", "transport": "udp", "rtp": False}
     with tempfile.TemporaryDirectory(prefix="bench-cps-") as tmp:
@@ -271,27 +170,7 @@ def main() -> int:
         if args.only != "kamailio":
             port = free_port()
             config = bench_config(work, port)
-            server_log = (work / "aiguilleur.log").open("wb")
-            proc = subprocess.Popen(
-                [
-                    "taskset",
-                    "-c",
-                    args.server_core,
-                    sys.executable,
-                    "-m",
-                    "switch",
-                    "run",
-                    "--config",
-                    str(config),
-                    "--data-dir",
-                    str(work / "data"),
-                    "--log-level",
-                    "warning",
-                ],
-                cwd=ROOT,
-                stdout=server_log,
-                stderr=subprocess.STDOUT,
-            )
+            proc = start_switch(config, work / "data", args.server_core, work / "aiguilleur.log")
             uas = None
             try:
                 wait_ready(port, proc)
@@ -299,66 +178,37 @@ def main() -> int:
                 register_uas(args.sipp_core, port, uas_port, work)
                 uas = start_uas(args.sipp_core, uas_port, work)
                 time.sleep(0.5)
-                rate, best, bracketed = search(
+                rate, best, bracketed = measure(
                     "aiguilleur",
-                    lambda r: run_step(
-                        port,
-                        r,
-                        args.seconds,
-                        work,
-                        lambda: cpu_seconds(proc.pid),
-                        args.sipp_core,
-                        TRUNK_PORT,
+                    lambda r: call_step(
+                        port, r, args.seconds, work, proc.pid, args.sipp_core, TRUNK_PORT
                     ),
-                    start=100,
-                    seconds=args.seconds,
-                    budget=args.budget,
-                    log=log,
+                    100,
+                    args.seconds,
+                    args.budget,
                 )
             finally:
                 if uas is not None:
                     stop(uas)
                 status = stop(proc)
-                server_log.close()
             result["aiguilleur_cps"] = rate
             result["aiguilleur_max_found"] = bracketed
             result["aiguilleur_exit"] = status
             if best is not None:
-                result["aiguilleur_cpu_us_per_call"] = round(1e6 * best.cpu_s / best.sent, 1)
+                result["aiguilleur_cpu_us_per_call"] = best.cpu_us_per_call
         if args.only != "aiguilleur":
             port, uas_port = free_port(), free_port()
-            kam_log = (work / "kamailio.log").open("wb")
-            kam = subprocess.Popen(
-                [
-                    "taskset",
-                    "-c",
-                    args.server_core,
-                    "kamailio",
-                    "-f",
-                    str(KAMAILIO_CFG),
-                    "-l",
-                    f"udp:127.0.0.1:{port}",
-                    "-DD",
-                    "-E",
-                    "-x",
-                    "tlsf",
-                    "-m",
-                    "4096",
-                    "-M",
-                    "32",
-                    "-A",
+            kam = start_kamailio(
+                KAMAILIO_CFG,
+                port,
+                args.server_core,
+                work,
+                shm_mb=4096,
+                defines=(
                     "KCHILDREN=1",
-                    "-A",
                     f'UAS_URI="sip:127.0.0.1:{uas_port}"',
-                    "-A",
                     f'CTL_SOCK="unix:{work}/kamailio_ctl"',
-                    "-P",
-                    str(work / "kamailio.pid"),
-                    "-Y",
-                    str(work),
-                ],
-                stdout=kam_log,
-                stderr=subprocess.STDOUT,
+                ),
             )
             uas = start_uas(args.sipp_core, uas_port, work)
             try:
@@ -366,31 +216,23 @@ def main() -> int:
                 time.sleep(2.0)
                 if kam.poll() is not None:
                     raise RuntimeError(f"kamailio exited with {kam.returncode}")
-                rate, best, bracketed = search(
+                rate, best, bracketed = measure(
                     "kamailio",
-                    lambda r: run_step(
-                        port,
-                        r,
-                        args.seconds,
-                        work,
-                        lambda: cpu_seconds(kam.pid),
-                        args.sipp_core,
-                        free_port(),
+                    lambda r: call_step(
+                        port, r, args.seconds, work, kam.pid, args.sipp_core, free_port()
                     ),
-                    start=2000,
-                    seconds=args.seconds,
-                    budget=args.budget,
-                    log=log,
+                    2000,
+                    args.seconds,
+                    args.budget,
                 )
             finally:
                 if uas is not None:
                     stop(uas)
                 stop(kam)
-                kam_log.close()
             result["kamailio_cps"] = rate
             result["kamailio_max_found"] = bracketed
             if best is not None:
-                result["kamailio_cpu_us_per_call"] = round(1e6 * best.cpu_s / best.sent, 1)
+                result["kamailio_cpu_us_per_call"] = best.cpu_us_per_call
     a, k = result.get("aiguilleur_cps"), result.get("kamailio_cps")
     if isinstance(a, int) and isinstance(k, int) and k:
         result["ratio"] = round(a / k, 3)

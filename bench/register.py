@@ -34,20 +34,29 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.options import Step, cpu_seconds, stop, wait_ready  # noqa: E402
+from bench.sipp import (  # noqa: E402
+    Step,
+    cpu_seconds,
+    log,
+    missing_tools,
+    rss_kb,
+    run_step,
+    search,
+    start_kamailio,
+    start_switch,
+    stop,
+    wait_ready,
+)
 from switch.location import SqliteLocationStore, location_db_path  # noqa: E402
 from switch.registrar import Binding  # noqa: E402
 from switch.sip.auth import ha1  # noqa: E402
@@ -107,151 +116,6 @@ def users_csv(path: Path) -> Path:
     return path
 
 
-_COUNTER = re.compile(
-    r"^\s*(Successful call|Failed call|Outgoing calls created)\s*\|[^|]*\|\s*(\d+)"
-)
-
-
-def run_step(
-    port: int,
-    rate: int,
-    seconds: float,
-    workdir: Path,
-    users: Path,
-    cpu: Callable[[], float],
-    core: str,
-) -> Step:
-    count = max(1, int(rate * seconds))
-    command = [
-        "taskset",
-        "-c",
-        core,
-        "sipp",
-        "-sf",
-        str(SCENARIO),
-        "-inf",
-        str(users),
-        "-t",
-        "u1",
-        "-i",
-        "127.0.0.1",
-        "-p",
-        str(free_port()),
-        "-cp",
-        str(free_port()),
-        "-r",
-        str(rate),
-        "-m",
-        str(count),
-        "-l",
-        str(max(2000, rate)),
-        "-recv_timeout",
-        "2000",
-        "-timeout",
-        f"{int(seconds + 10)}s",
-        "-timeout_error",
-        "-buff_size",
-        "4194304",
-        "-nostdin",
-        f"127.0.0.1:{port}",
-    ]
-    cpu_before = cpu()
-    started = time.monotonic()
-    result = subprocess.run(
-        command,
-        cwd=workdir,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=seconds + 15,
-        check=False,
-    )
-    elapsed = time.monotonic() - started
-    cpu_used = cpu() - cpu_before
-    counters = {}
-    for line in result.stdout.decode(errors="replace").splitlines():
-        match = _COUNTER.match(line)
-        if match:
-            counters[match.group(1)] = int(match.group(2))
-    ok = counters.get("Successful call", 0)
-    failed = counters.get("Failed call", 0)
-    sent = counters.get("Outgoing calls created", 0) or count
-    achieved = sent / max(elapsed - 0.15, 1e-3)
-    return Step(rate, count, ok, failed, min(achieved, float(rate) * 1.5), cpu_used, elapsed)
-
-
-def search(
-    name: str,
-    port: int,
-    workdir: Path,
-    users: Path,
-    cpu: Callable[[], float],
-    *,
-    start: int,
-    seconds: float,
-    budget: float,
-    sipp_core: str,
-    log: Callable[[str], None],
-) -> tuple[int, Step | None, bool]:
-    """Highest passing rate: x1.5 steps up, then bisection, within ``budget`` seconds."""
-    deadline = time.monotonic() + budget
-    best: Step | None = None
-    rate = start
-    failed_at: int | None = None
-    while time.monotonic() + seconds + 3 < deadline:
-        step = run_step(port, rate, seconds, workdir, users, cpu, sipp_core)
-        log(
-            f"{name}: rate={rate} ok={step.ok}/{step.sent} failed={step.failed} "
-            f"achieved={step.achieved:.0f}/s cpu={step.cpu_s:.2f}s pass={step.passed}"
-        )
-        if step.passed:
-            best = step if best is None or step.rate > best.rate else best
-            if failed_at is None:
-                rate = int(rate * 1.5)
-                continue
-        else:
-            failed_at = rate if failed_at is None else min(failed_at, rate)
-        low = best.rate if best is not None else 0
-        if failed_at - low <= max(50, low // 20):
-            break
-        rate = (low + failed_at) // 2 if low else failed_at // 2
-        if rate < 20:
-            break
-    return (best.rate if best else 0), best, failed_at is not None
-
-
-def start_switch(
-    work: Path, config: Path, data: Path, core: str, name: str
-) -> subprocess.Popen[bytes]:
-    log = (work / f"{name}.log").open("wb")
-    return subprocess.Popen(
-        [
-            "taskset",
-            "-c",
-            core,
-            sys.executable,
-            "-m",
-            "switch",
-            "run",
-            "--config",
-            str(config),
-            "--data-dir",
-            str(data),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
 def fill_store(data: Path, count: int) -> None:
     """``count`` bindings (UDP, distinct AORs and source ports) in a fresh data dir."""
     data.mkdir(parents=True, exist_ok=True)
@@ -286,7 +150,7 @@ def fill_store(data: Path, count: int) -> None:
 def measure_rss(work: Path, config: Path, port: int, count: int, core: str) -> int:
     data = work / f"data-{count}"
     fill_store(data, count)
-    proc = start_switch(work, config, data, core, f"aiguilleur-rss-{count}")
+    proc = start_switch(config, data, core, work / f"aiguilleur-rss-{count}.log")
     try:
         wait_ready(port, proc, timeout=60)
         time.sleep(0.5)  # let the start-up garbage settle
@@ -303,15 +167,32 @@ def main() -> int:
     parser.add_argument("--sipp-core", default="0")
     parser.add_argument("--only", choices=("aiguilleur", "kamailio", "memory"), default=None)
     args = parser.parse_args()
-    for tool in ("sipp", "taskset", "kamailio"):
-        if shutil.which(tool) is None:
-            print(
-                f"{tool} not found: bash deploy/ensure-debs.sh sip-tester kamailio", file=sys.stderr
-            )
-            return 2
+    missing = missing_tools(need_kamailio=args.only in (None, "kamailio"))
+    if missing:
+        print(missing, file=sys.stderr)
+        return 2
 
-    def log(text: str) -> None:
-        print(text, file=sys.stderr, flush=True)
+    def measure(
+        name: str, port: int, proc: subprocess.Popen[bytes], start: int, work: Path, users: Path
+    ) -> tuple[int, Step | None, bool]:
+        return search(
+            name,
+            lambda rate: run_step(
+                ["-sf", str(SCENARIO), "-inf", str(users), "-p", str(free_port())],
+                port,
+                rate,
+                args.seconds,
+                workdir=work,
+                cpu=lambda: cpu_seconds(proc.pid),
+                core=args.sipp_core,
+            ),
+            start=start,
+            seconds=args.seconds,
+            budget=args.budget,
+            log=log,
+            resolution=50,
+            floor=20,
+        )
 
     result: dict[str, object] = {"bench": "register", "transport": "udp", "users": USERS}
     with tempfile.TemporaryDirectory(prefix="bench-register-") as tmp:
@@ -323,78 +204,29 @@ def main() -> int:
         (config / "directory.yaml").write_text(directory_yaml())
         users = users_csv(work / "users.csv")
         if args.only in (None, "aiguilleur"):
-            proc = start_switch(work, config, work / "data", args.server_core, "aiguilleur")
+            proc = start_switch(config, work / "data", args.server_core, work / "aiguilleur.log")
             try:
                 wait_ready(port, proc)
-                rps, best, bracketed = search(
-                    "aiguilleur",
-                    port,
-                    work,
-                    users,
-                    lambda: cpu_seconds(proc.pid),
-                    start=200,
-                    seconds=args.seconds,
-                    budget=args.budget,
-                    sipp_core=args.sipp_core,
-                    log=log,
-                )
+                rps, best, bracketed = measure("aiguilleur", port, proc, 200, work, users)
                 result["aiguilleur_rss_mb_after_load"] = round(rss_kb(proc.pid) / 1024, 1)
             finally:
                 result["aiguilleur_exit"] = stop(proc)
             result["aiguilleur_rps"] = rps
             result["aiguilleur_max_found"] = bracketed
             if best is not None:
-                result["aiguilleur_cpu_us_per_reg"] = round(1e6 * best.cpu_s / best.sent, 1)
+                result["aiguilleur_cpu_us_per_reg"] = best.cpu_us_per_call
         if args.only in (None, "kamailio"):
             kport = free_port()
-            kam_log = (work / "kamailio.log").open("wb")
-            kam = subprocess.Popen(
-                [
-                    "taskset",
-                    "-c",
-                    args.server_core,
-                    "kamailio",
-                    "-f",
-                    str(KAMAILIO_CFG),
-                    "-l",
-                    f"udp:127.0.0.1:{kport}",
-                    "-DD",
-                    "-E",
-                    "-x",
-                    "tlsf",
-                    "-m",
-                    "1024",
-                    "-M",
-                    "32",
-                    "-P",
-                    str(work / "kamailio.pid"),
-                    "-Y",
-                    str(work),
-                ],
-                stdout=kam_log,
-                stderr=subprocess.STDOUT,
-            )
+            kam = start_kamailio(KAMAILIO_CFG, kport, args.server_core, work, shm_mb=1024)
             try:
                 wait_ready(kport, kam)
-                rps, best, bracketed = search(
-                    "kamailio",
-                    kport,
-                    work,
-                    users,
-                    lambda: cpu_seconds(kam.pid),
-                    start=1000,
-                    seconds=args.seconds,
-                    budget=args.budget,
-                    sipp_core=args.sipp_core,
-                    log=log,
-                )
+                rps, best, bracketed = measure("kamailio", kport, kam, 1000, work, users)
             finally:
                 stop(kam)
-                kam_log.close()
             result["kamailio_rps"] = rps
             result["kamailio_max_found"] = bracketed
             if best is not None:
-                result["kamailio_cpu_us_per_reg"] = round(1e6 * best.cpu_s / best.sent, 1)
+                result["kamailio_cpu_us_per_reg"] = best.cpu_us_per_call
         if args.only in (None, "memory"):
             empty = measure_rss(work, config, port, 0, args.server_core)
             rss = {

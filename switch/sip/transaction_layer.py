@@ -379,8 +379,8 @@ class TransactionLayer:
         if entry is not None:
             self._fire(entry, Input.REQUEST, now, request, source=source, remote=True)
             return
-        stamp_received(request, source)
-        dest = response_destination(request.top_via, source)
+        stamped = stamp_received(request, source)
+        dest = response_destination(stamped if stamped is not None else top, source)
         machine = server_transaction(request, reliable=source.reliable, config=self._config)
         entry = _Entry(key, machine, dest, source)
         self._servers[key] = entry

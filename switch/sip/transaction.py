@@ -955,18 +955,7 @@ def server_transaction(request: Request, *, reliable: bool, config: TimerConfig)
 
 def build_ack(invite: Request, response: Response) -> Request:
     """The ACK a client transaction sends for a non-2xx final response (§17.1.1.3)."""
-    headers = Headers()
-    top_via = invite.headers.get("Via")
-    if top_via is not None:
-        headers.add("Via", top_via)
-    headers.add("Max-Forwards", "70")
-    headers.add("From", invite.headers.get("From") or "")
-    headers.add("To", response.headers.get("To") or "")
-    headers.add("Call-ID", invite.call_id)
-    headers.add("CSeq", str(CSeq(invite.cseq.seq, "ACK")))
-    for route in invite.headers.get_all("Route"):
-        headers.add("Route", route)
-    return Request("ACK", invite.uri.copy(), headers)
+    return _derived_request(invite, "ACK", response.headers.get("To") or "")
 
 
 def build_cancel(request: Request, extra: tuple[tuple[str, str], ...] = ()) -> Request:
@@ -980,17 +969,26 @@ def build_cancel(request: Request, extra: tuple[tuple[str, str], ...] = ()) -> R
     field, the CANCEL request MUST include that Route header field's values."
     ``extra`` adds fields such as ``Reason`` (RFC 3326).
     """
+    return _derived_request(request, "CANCEL", request.headers.get("To") or "", extra)
+
+
+def _derived_request(
+    request: Request, method: str, to: str, extra: tuple[tuple[str, str], ...] = ()
+) -> Request:
+    """What §17.1.1.3 (ACK) and §9.1 (CANCEL) both ask: the Request-URI, the top
+    Via alone, From, Call-ID, the CSeq number and the Route fields of
+    ``request``; ``to`` as To; then ``extra``."""
     headers = Headers()
     top_via = request.headers.get("Via")
     if top_via is not None:
         headers.add("Via", top_via)
     headers.add("Max-Forwards", "70")
     headers.add("From", request.headers.get("From") or "")
-    headers.add("To", request.headers.get("To") or "")
+    headers.add("To", to)
     headers.add("Call-ID", request.call_id)
-    headers.add("CSeq", str(CSeq(request.cseq.seq, "CANCEL")))
+    headers.add("CSeq", str(CSeq(request.cseq.seq, method)))
     for route in request.headers.get_all("Route"):
         headers.add("Route", route)
     for name, value in extra:
         headers.add(name, value)
-    return Request("CANCEL", request.uri.copy(), headers)
+    return Request(method, request.uri.copy(), headers)

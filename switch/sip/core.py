@@ -226,10 +226,10 @@ class StatelessCore:
         items = self._copied(fields, status)
         items.extend(extra)
         items.append(("Server", self._caps.server))
-        headers = Headers()
-        headers._items = items  # canonical names only: skip Headers.__init__'s pass
         return Response(
-            status, reason if reason is not None else REASON_PHRASES.get(status, ""), headers
+            status,
+            reason if reason is not None else REASON_PHRASES.get(status, ""),
+            Headers.canonical(items),
         )
 
     def _copied(self, fields: dict[str, list[str]], status: int) -> list[tuple[str, str]]:

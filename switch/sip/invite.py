@@ -306,10 +306,6 @@ class _Retry:
     extra: tuple[tuple[str, str], ...]
 
 
-def _tokens(message: Request | Response, name: str) -> set[str]:
-    return {t.strip().upper() for v in message.headers.get_all(name) for t in v.split(",")}
-
-
 def _retry_after(response: Response) -> float | None:
     raw = response.headers.get("Retry-After")
     if raw is None:
@@ -1019,7 +1015,7 @@ class InviteSession:
             self.timer.started_at = now - self.timer.interval / 2 + self.config.t1 * 4
             return
         peer_allow = self._peer_allow()
-        if self.config.refresh_with_update and "UPDATE" in peer_allow:
+        if self.config.refresh_with_update and "update" in peer_allow:
             self._send_in_dialog("UPDATE", b"", SDP, (), now, refresh=True)
         else:
             self._send_in_dialog("INVITE", self.offer_answer.last_local, SDP, (), now, refresh=True)
@@ -1027,11 +1023,12 @@ class InviteSession:
         self.timer.we_refresh = False
 
     def _peer_allow(self) -> set[str]:
+        """The methods the peer allows, lower-cased."""
         assert self.invite is not None
         source: Request | Response | None = (
             self.invite if self.role is Role.UAS else self._answer_2xx
         )
-        return _tokens(source, "Allow") if source is not None else set()
+        return source.headers.tokens("Allow") if source is not None else set()
 
     def _schedule_retry(
         self,
@@ -1224,15 +1221,19 @@ class InviteSession:
         )
         top = ack.headers.get("Via") or ""
         ack.headers.replace_first("Via", f"{top};branch={self.ids.new_branch()}")
+        self._body_sent(body)
+        self._acks[(dialog.remote_tag, seq)] = ack
+        self._commands.append(SendAck(ack, dialog.next_hop()))
+        if dialog is self.dialog and self.state is CallState.ANSWERED:
+            self._go(CallInput.ACK)
+
+    def _body_sent(self, body: bytes) -> None:
+        """Our ACK or PRACK carries ``body``: the answer to a pending remote offer."""
         if body:
             oa = self.offer_answer
             if oa.state is OfferState.REMOTE_OFFER:
                 oa.fire(OfferInput.SEND_ANSWER)
             oa.last_local = body
-        self._acks[(dialog.remote_tag, seq)] = ack
-        self._commands.append(SendAck(ack, dialog.next_hop()))
-        if dialog is self.dialog and self.state is CallState.ANSWERED:
-            self._go(CallInput.ACK)
 
     def _send_prack(
         self, dialog: Dialog, response: Response, now: float, body: bytes, content_type: str
@@ -1245,11 +1246,7 @@ class InviteSession:
             extra=[("RAck", str(rack_for(response)))],
             via=self.config.via,
         )
-        if body:
-            oa = self.offer_answer
-            if oa.state is OfferState.REMOTE_OFFER:
-                oa.fire(OfferInput.SEND_ANSWER)
-            oa.last_local = body
+        self._body_sent(body)
         self._start_out(prack, dialog, offer=False)
 
     def _sdp_in_response(

@@ -11,8 +11,9 @@ Content-Length that matches the body, so ``parse_message(msg.to_bytes()) == msg`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar, cast
 
 from switch.sip.headers import (
     CSeq,
@@ -26,6 +27,8 @@ from switch.sip.headers import (
 from switch.sip.uri import Uri
 
 SIP_VERSION = "SIP/2.0"
+
+_T = TypeVar("_T")
 
 REASON_PHRASES: dict[int, str] = {
     100: "Trying",
@@ -91,12 +94,42 @@ class Headers:
 
     Lookups are case-insensitive and accept compact forms (``headers.get("i")``
     is the Call-ID). Unknown headers are kept, in order.
+
+    ``view`` keeps what the typed views of a message read from the fields (the
+    CSeq, the tags, the top branch), so that the transaction layer, the legs
+    and the B2BUA, which read them many times per message, parse each once.
+    Every method that changes the fields drops what was kept.
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ("_items", "_views")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         self._items: list[tuple[str, str]] = [(canonical_name(n), v) for n, v in items]
+        self._views: dict[str, object] | None = None
+
+    @classmethod
+    def canonical(cls, items: list[tuple[str, str]]) -> Headers:
+        """Headers over ``items`` as given, names already canonical (the parser's
+        and the stateless core's fast path: no pass over the names)."""
+        headers = cls.__new__(cls)
+        headers._items = items
+        headers._views = None
+        return headers
+
+    def view(self, name: str, read: Callable[[Headers], _T]) -> _T:
+        """``read(self)``, kept under ``name`` until the fields change.
+
+        For immutable results only (a frozen ``CSeq``, a tag): whoever reads
+        the view gets the kept object itself. A ``read`` that raises keeps
+        nothing, so the next access raises again.
+        """
+        views = self._views
+        if views is None:
+            views = self._views = {}
+        elif name in views:
+            return cast(_T, views[name])
+        value = views[name] = read(self)
+        return value
 
     def get(self, name: str, default: str | None = None) -> str | None:
         key = canonical_name(name)
@@ -109,12 +142,25 @@ class Headers:
         key = canonical_name(name)
         return [v for n, v in self._items if n == key]
 
+    def tokens(self, name: str) -> set[str]:
+        """The comma-separated tokens of every field of that name, stripped and
+        lower-cased: option tags (Supported, Require), methods (Allow)."""
+        key = canonical_name(name)
+        out: set[str] = set()
+        for n, v in self._items:
+            if n == key:
+                out.update(t.strip() for t in v.lower().split(","))
+        out.discard("")
+        return out
+
     def add(self, name: str, value: str) -> None:
         """Append a field at the end."""
+        self._views = None
         self._items.append((canonical_name(name), value))
 
     def prepend(self, name: str, value: str) -> None:
         """Insert before the first field of that name (or at the top): Via, Record-Route."""
+        self._views = None
         key = canonical_name(name)
         for i, (n, _) in enumerate(self._items):
             if n == key:
@@ -124,6 +170,7 @@ class Headers:
 
     def set(self, name: str, value: str) -> None:
         """Replace every field of that name by one, where the first one stood."""
+        self._views = None
         key = canonical_name(name)
         for i, (n, _) in enumerate(self._items):
             if n == key:
@@ -139,6 +186,7 @@ class Headers:
         top when there is no other: where the first one stood in every
         well-formed message (Via fields are contiguous and come first).
         """
+        self._views = None
         key = canonical_name(name)
         items = self._items
         first = -1
@@ -164,11 +212,13 @@ class Headers:
             items.insert(0, (key, value))
 
     def remove(self, name: str) -> None:
+        self._views = None
         key = canonical_name(name)
         self._items = [(n, v) for n, v in self._items if n != key]
 
     def pop_first(self, name: str) -> str | None:
         """Remove and return the first field of that name (top Via on a response)."""
+        self._views = None
         key = canonical_name(name)
         for i, (n, v) in enumerate(self._items):
             if n == key:
@@ -202,6 +252,31 @@ class Headers:
         return h
 
 
+def _cseq(headers: Headers) -> CSeq:
+    return parse_cseq(headers.get("CSeq") or "")
+
+
+def _top_via(headers: Headers) -> Via:
+    top = headers.get("Via")
+    if top is None:
+        from switch.sip.errors import ParseError
+
+        raise ParseError("Missing Via")
+    return parse_via(top)
+
+
+def _branch(headers: Headers) -> str | None:
+    return _top_via(headers).branch
+
+
+def _from_tag(headers: Headers) -> str | None:
+    return parse_name_addr(headers.get("From") or "").tag
+
+
+def _to_tag(headers: Headers) -> str | None:
+    return parse_name_addr(headers.get("To") or "").tag
+
+
 class _MessageViews:
     """Typed accessors shared by requests and responses."""
 
@@ -215,7 +290,7 @@ class _MessageViews:
 
     @property
     def cseq(self) -> CSeq:
-        return parse_cseq(self.headers.get("CSeq") or "")
+        return self.headers.view("cseq", _cseq)
 
     @property
     def vias(self) -> list[Via]:
@@ -223,16 +298,11 @@ class _MessageViews:
 
     @property
     def top_via(self) -> Via:
-        top = self.headers.get("Via")
-        if top is None:
-            from switch.sip.errors import ParseError
-
-            raise ParseError("Missing Via")
-        return parse_via(top)
+        return _top_via(self.headers)  # parsed each time: a Via is mutable
 
     @property
     def branch(self) -> str | None:
-        return self.top_via.branch
+        return self.headers.view("branch", _branch)
 
     @property
     def from_(self) -> NameAddr:
@@ -244,11 +314,11 @@ class _MessageViews:
 
     @property
     def from_tag(self) -> str | None:
-        return self.from_.tag
+        return self.headers.view("from_tag", _from_tag)
 
     @property
     def to_tag(self) -> str | None:
-        return self.to.tag
+        return self.headers.view("to_tag", _to_tag)
 
     @property
     def content_type(self) -> str | None:

@@ -476,8 +476,7 @@ def parse_message(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Request |
         # Content-Length equal to len(body), as ``to_bytes()`` writes it.
         items.append(("Content-Length", str(len(body))))
 
-    headers = Headers.__new__(Headers)
-    headers._items = items  # already canonical: skip Headers.__init__'s pass
+    headers = Headers.canonical(items)
     if fail is None:
         if is_request:
             assert uri is not None

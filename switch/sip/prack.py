@@ -31,17 +31,13 @@ from switch.sip.errors import SipError
 from switch.sip.message import Request, Response
 
 
-def _tokens(message: Request | Response, name: str) -> set[str]:
-    return {t.strip().lower() for v in message.headers.get_all(name) for t in v.split(",")}
-
-
 def supports_100rel(message: Request | Response) -> bool:
     """``100rel`` in Supported or Require."""
-    return "100rel" in _tokens(message, "Supported") or requires_100rel(message)
+    return "100rel" in message.headers.tokens("Supported") or requires_100rel(message)
 
 
 def requires_100rel(message: Request | Response) -> bool:
-    return "100rel" in _tokens(message, "Require")
+    return "100rel" in message.headers.tokens("Require")
 
 
 def rseq_of(response: Response) -> int | None:
@@ -121,7 +117,7 @@ class ReliableProvisionals:
         """Stamp RSeq and Require: 100rel; return it if it goes now, else queue it."""
         if not 100 < response.status < 200:
             raise ValueError("only 101-199 responses are sent reliably")
-        if "100rel" not in _tokens(response, "Require"):
+        if "100rel" not in response.headers.tokens("Require"):
             response.headers.add("Require", "100rel")
         if self._pending is not None:
             self._queue.append(response)

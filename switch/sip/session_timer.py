@@ -58,13 +58,10 @@ class SessionExpires:
         )
 
 
-def _tokens(message: Request | Response, name: str) -> set[str]:
-    return {t.strip().lower() for v in message.headers.get_all(name) for t in v.split(",")}
-
-
 def supports_timer(message: Request | Response) -> bool:
     """``timer`` in Supported or Require (RFC 4028 §3)."""
-    return "timer" in _tokens(message, "Supported") or "timer" in _tokens(message, "Require")
+    headers = message.headers
+    return "timer" in headers.tokens("Supported") or "timer" in headers.tokens("Require")
 
 
 def parse_session_expires(value: str) -> SessionExpires:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from switch.sip.errors import BadUriScheme, MessageTooLarge, ParseError
+from switch.sip.headers import CSeq
 from switch.sip.message import Headers, Request, Response, make_response
 from switch.sip.parser import KEEPALIVE_PING, StreamFramer, parse_message
 from switch.sip.uri import Uri
@@ -299,6 +300,37 @@ def test_headers_built_by_the_parser_behave() -> None:
     assert msg.branch == "z9hG4bKp1"
     assert isinstance(msg.headers, Headers)
     assert parse_message(msg.to_bytes()) == msg
+
+
+def test_typed_views_are_kept_until_a_field_changes() -> None:
+    msg = parse_message(make())
+    assert isinstance(msg, Request)
+    assert msg.cseq is msg.cseq  # kept: the layers above read it many times
+    assert (msg.branch, msg.from_tag, msg.to_tag) == ("z9hG4bKhjhs8ass877", "1928301774", None)
+    msg.headers.set("CSeq", "7 OPTIONS")
+    assert msg.cseq == CSeq(7, "OPTIONS")
+    msg.headers.prepend("Via", "SIP/2.0/UDP proxy.example.com;branch=z9hG4bKp1")
+    assert msg.branch == "z9hG4bKp1"
+    msg.headers.replace_first("Via", "SIP/2.0/UDP proxy.example.com;branch=z9hG4bKp2")
+    assert msg.branch == "z9hG4bKp2"
+    assert msg.headers.pop_first("Via") is not None
+    assert msg.branch == "z9hG4bKhjhs8ass877"
+    msg.headers.remove("From")
+    with pytest.raises(ParseError):
+        _ = msg.from_tag
+    msg.headers.add("From", "<sip:carol@chicago.example.com>;tag=c1")
+    assert msg.from_tag == "c1"
+    msg.headers.set("To", "<sip:bob@biloxi.example.com>;tag=b1")
+    assert msg.to_tag == "b1"
+    copy = msg.headers.copy()
+    copy.set("To", "<sip:bob@biloxi.example.com>;tag=b2")
+    assert (msg.to_tag, Request("OPTIONS", msg.uri, copy).to_tag) == ("b1", "b2")
+
+
+def test_header_tokens_are_split_stripped_and_lower_cased() -> None:
+    headers = Headers([("Supported", "100rel, Timer"), ("k", " path ,"), ("Require", "x")])
+    assert headers.tokens("Supported") == {"100rel", "timer", "path"}
+    assert headers.tokens("Unsupported") == set()
 
 
 def test_max_forwards_zero_is_parsed() -> None:

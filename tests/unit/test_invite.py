@@ -33,6 +33,7 @@ from switch.sip.invite import (
     SendAck,
     SendRequest,
     SendResponse,
+    SessionError,
 )
 from switch.sip.message import Request, Response, make_response
 from switch.sip.uri import parse_uri
@@ -400,21 +401,31 @@ def test_reliable_1xx_refused_when_caller_lacks_100rel() -> None:
     n.b.on_invite = None
     n.call()
     n.run(0.1)
-    with pytest.raises(Exception, match="100rel"):
+    with pytest.raises(SessionError, match="100rel"):
         n.b.leg.respond(183, reliable=True, now=n.now)
 
 
 def test_in_dialog_request_with_unknown_tag_gets_481() -> None:
+    """§12.2.2: our To tag with a From tag that names none of the leg's dialogs
+    is answered 481 by the leg; a To tag that is not ours is not the leg's
+    request at all (the B2BUA answers those, ``switch.b2bua``)."""
     n = established()
     leg = n.b.leg
     dialog = n.a.leg.dialog
     assert dialog is not None
     bogus = dialog.create_request("INFO", via=("UDP", "192.0.2.1:5060"))
-    bogus.headers.set("To", "<sip:402@pbx.test>;tag=nope")
+    bogus.headers.set("From", "<sip:401@pbx.test>;tag=nope")
     bogus.headers.set("Via", "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKx1")
+    assert leg.matches(bogus)
     n.a.layer.send_request(bogus, n.a.peer, n.now)
     n.run(n.now + 1)
-    assert n.sent(n.b, "481 INFO") or not leg.matches(bogus)
+    assert len(n.sent(n.b, "481 INFO")) == 1
+    assert leg.state is CallState.CONFIRMED
+    assert not n.b.of(InDialogRequestReceived)
+
+    stranger = dialog.create_request("INFO", via=("UDP", "192.0.2.1:5060"))
+    stranger.headers.set("To", "<sip:402@pbx.test>;tag=nope")
+    assert not leg.matches(stranger)
 
 
 def test_out_of_order_cseq_gets_500() -> None:

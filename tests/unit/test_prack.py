@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from switch.sip.errors import SipError
 from switch.sip.message import Response, make_response
 from switch.sip.prack import (
     RAck,
@@ -25,8 +26,9 @@ def test_supports_100rel() -> None:
 
 def test_rack_parse_and_build() -> None:
     assert parse_rack("776656 1 INVITE") == RAck(776656, 1, "INVITE")
-    with pytest.raises(Exception, match="RAck"):
+    with pytest.raises(SipError, match="Bad RAck") as info:
         parse_rack("1 INVITE")
+    assert info.value.status_code == 400
 
 
 def test_retransmission_doubles_until_prack_and_queue() -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from switch.sip.dialog import Dialog, DialogState
+from switch.sip.errors import SipError
 from switch.sip.message import make_response
 from switch.sip.refer import (
+    BadReplaces,
     Replaces,
     SipFrag,
     match_replaces,
@@ -26,7 +28,7 @@ def test_replaces_parse_and_str() -> None:
     r = parse_replaces("98732@sip.example.com;from-tag=r33th4x0r;to-tag=ff87ff;early-only")
     assert r == Replaces("98732@sip.example.com", "ff87ff", "r33th4x0r", True)
     assert parse_replaces(str(r)) == r
-    with pytest.raises(Exception, match="to-tag"):
+    with pytest.raises(BadReplaces, match="to-tag"):
         parse_replaces("abc;from-tag=1")
 
 
@@ -108,7 +110,7 @@ def test_sipfrag_parse(body: bytes, status: int, final: bool) -> None:
     "bad", [b"", b"HTTP/1.1 200 OK", b"SIP/2.0 20 OK", b"INVITE sip:a SIP/2.0"]
 )
 def test_sipfrag_malformed(bad: bytes) -> None:
-    with pytest.raises(Exception, match="sipfrag"):
+    with pytest.raises(SipError, match="Bad sipfrag"):
         parse_sipfrag(bad)
 
 

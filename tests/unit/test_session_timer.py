@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from switch.sip.errors import SipError
 from switch.sip.message import Request, make_response
 from switch.sip.session_timer import (
     IntervalTooSmall,
@@ -30,8 +31,9 @@ def test_parse() -> None:
     se = parse_session_expires("1800;refresher=UAS")
     assert (se.interval, se.refresher) == (1800, "uas")
     assert str(se) == "1800;refresher=uas"
-    with pytest.raises(Exception, match="Session-Expires"):
+    with pytest.raises(SipError, match="Bad Session-Expires") as info:
         parse_session_expires("soon")
+    assert info.value.status_code == 400
 
 
 def test_too_small_is_422_with_min_se() -> None:

@@ -65,7 +65,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from itertools import pairwise
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
@@ -78,7 +78,6 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    PrivateAttr,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -306,11 +305,6 @@ class Calendar(_Model):
     remove_holidays: tuple[Annotated[date | str, BeforeValidator(_holiday_ref)], ...] = ()
     add_holidays: tuple[Annotated[AddedHoliday, BeforeValidator(_added_holiday)], ...] = ()
 
-    _tz: ZoneInfo = PrivateAttr()
-    _weekly: tuple[tuple[_Slot, ...], ...] = PrivateAttr()
-    _open_slots: tuple[tuple[OpenDays, tuple[tuple[_Slot, ...], ...]], ...] = PrivateAttr()
-    _years: dict[int, Mapping[date, str]] = PrivateAttr(default_factory=dict)
-
     # -- validation ---------------------------------------------------------------
 
     @field_validator("timezone")
@@ -404,16 +398,33 @@ class Calendar(_Model):
                 )
         return refs
 
-    def model_post_init(self, context: Any, /) -> None:
-        self._tz = ZoneInfo(self.timezone)
-        self._weekly = _weekly_slots(self.periods)
-        self._open_slots = tuple(
+    # -- derived state ------------------------------------------------------------
+    # Computed once per calendar and kept in the instance ``__dict__``: a plain
+    # attribute read on the hot path. (Pydantic private attributes cost an
+    # AttributeError raised and caught on every read.)
+
+    @cached_property
+    def _tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @cached_property
+    def _weekly(self) -> tuple[tuple[_Slot, ...], ...]:
+        return _weekly_slots(self.periods)
+
+    @cached_property
+    def _open_slots(self) -> tuple[tuple[OpenDays, tuple[tuple[_Slot, ...], ...]], ...]:
+        return tuple(
             (
                 entry,
                 tuple(_open_day_slots(entry, self._weekly, self.periods, wd) for wd in range(7)),
             )
             for entry in self.open
         )
+
+    @cached_property
+    def _years(self) -> dict[int, Mapping[date, str]]:
+        """The adjusted holiday table of each year asked for (see ``_build_year``)."""
+        return {}
 
     # -- evaluation ---------------------------------------------------------------
 

@@ -55,6 +55,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from routing.calendar import Calendar
+from routing.callers import CallerNature
 
 MAX_GNR_TARGETS = 10
 """Un GNR regroupe au maximum 10 Numéros de Réception (Numéros Contact IP)."""
@@ -108,18 +109,6 @@ class Strategy(StrEnum):
     LEAST_RECENT = "least_recent"
     WEIGHTED = "weighted"
 
-
-Nature = Literal[
-    "anonymous",
-    "unknown",
-    "fixed",
-    "mobile",
-    "nongeo",
-    "telemarketing",
-    "overseas",
-    "international",
-    "short",
-]
 
 DEFAULT_PRECEDENCE: tuple[FailCause, ...] = (
     FailCause.BUSY,
@@ -272,7 +261,7 @@ class CalendarStep(_OverflowStep):
 class CallerBranch(Model):
     """Matches when every given criterion matches (each criterion: any of its values)."""
 
-    nature: list[Nature] | None = Field(None, min_length=1)
+    nature: list[CallerNature] | None = Field(None, min_length=1)
     country: list[Annotated[str, Field(pattern=r"^[A-Z]{2}$")]] | None = Field(None, min_length=1)
     zone: list[Annotated[str, Field(pattern=r"^0[1-5]$")]] | None = Field(None, min_length=1)
     in_list: Name | None = Field(None, alias="list", description="a named caller list")

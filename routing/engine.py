@@ -258,7 +258,6 @@ class RoutingContext:
     display: str | None = None
     caller_info: CallerInfo | None = None
     known_busy: frozenset[str] = field(default_factory=frozenset)
-    node: str | None = None
 
     def __post_init__(self) -> None:
         if self.at.tzinfo is None or self.at.utcoffset() is None:

@@ -40,8 +40,6 @@ from routing.program import (
     CallerList,
     CallersStep,
     Contract,
-    DialStep,
-    GnrStep,
     GotoStep,
     HangupStep,
     LimitStep,
@@ -524,7 +522,7 @@ def _check_references(merge: _Merge, messages: Mapping[str, MessageEntry]) -> No
                 if calendar is None:
                     need("calendar", merge.calendars, step.calendar, origin, (*loc, "calendar"))
                 else:
-                    periods = _periods(calendar)
+                    periods = calendar.periods
                     for period in step.branches:
                         if period not in periods:
                             known = ", ".join(sorted(periods)) or "none"
@@ -554,8 +552,6 @@ def _check_references(merge: _Merge, messages: Mapping[str, MessageEntry]) -> No
                         (*loc, "max"),
                         f"pool {step.pool!r} has max {seen[0]} at {seen[1]}",
                     )
-            elif isinstance(step, GnrStep | DialStep):
-                pass
 
     for key, entry in merge.numbers.items():
         origin = merge.origin[("numbers", key)]
@@ -601,13 +597,11 @@ def _check_atp(
 
     assert entry.service.atp is not None
     klass = destination_class(entry.key).klass
-    klass_name = str(getattr(klass, "value", klass))
-    if klass_name in NO_ATP_CLASSES:
+    if klass in NO_ATP_CLASSES:
         merge.error(
             origin,
             ("atp",),
-            f"no ATP on {NO_ATP_CLASSES[klass_name]} number "
-            "(never for emergency, free or grey numbers)",
+            f"no ATP on {NO_ATP_CLASSES[klass]} number (never for emergency, free or grey numbers)",
         )
         return
     name = entry.service.atp.message
@@ -628,10 +622,6 @@ def _check_atp(
             ("atp", "message"),
             f"ATP message {name!r} lasts {message.duration_s:.1f} s: at least 10 s",
         )
-
-
-def _periods(calendar: Calendar) -> set[str]:
-    return set(calendar.periods)
 
 
 def _check_cycles(merge: _Merge) -> None:

@@ -158,10 +158,10 @@ def test_gnr_never_exceeds_its_bounds(
         assert not busy & set(numbers), "a target known busy was rung"
         per_round.setdefault(dial.round, []).extend(numbers)
     assert len(per_round) <= rounds
-    for rung in per_round.values():
+    for rnd, rung in per_round.items():
         assert len(rung) == len(set(rung)) <= len(targets)
         if strategy is Strategy.SIMULTANEOUS:
-            assert len([d for d in dials if d.round == dials[0].round]) == 1
+            assert len([d for d in dials if d.round == rnd]) == 1
     end = actions[-1]
     if isinstance(end, Reject):
         assert end.cause.value in {c.value for c in FailCause} | {"all_failed", "normal"}

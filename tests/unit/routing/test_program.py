@@ -177,6 +177,14 @@ def test_split_must_total_100() -> None:
         }
     )
     assert [b.percent for b in ok.branches] == [25, 75]
+    short = {
+        "type": "split",
+        "branches": [
+            {"percent": 30, "steps": [{"type": "hangup"}]},
+            {"percent": 60, "steps": [{"type": "hangup"}]},
+        ],
+    }
+    assert error_of(short) == (("split", "branches"), "percentages add up to 90, not 100")
 
 
 @pytest.mark.parametrize(

@@ -48,6 +48,7 @@ from routing.engine import (  # noqa: E402
 from routing.gnr import Cursors  # noqa: E402
 from routing.loader import Library, load_library  # noqa: E402
 from routing.program import FailCause  # noqa: E402
+from tests.routing_support import generate_library  # noqa: E402
 
 BUSY: Outcome = Failed(FailCause.BUSY)
 NO_ANSWER: Outcome = Failed(FailCause.NO_ANSWER)
@@ -101,38 +102,6 @@ def decisions(seconds: float) -> dict[str, float]:
     }
 
 
-def generate(root: Path, numbers: int, programs: int, files: int = 10) -> Path:
-    routing = root / "routing"
-    routing.mkdir(parents=True)
-    calendar = (
-        "calendars:\n  horaires:\n    periods:\n      ouvert:\n"
-        "        - {days: [mon, tue, wed, thu, fri], ranges: ['08:00-19:00']}\n"
-    )
-    program = (
-        "  prog-{i}:\n    steps:\n"
-        "      - type: calendar\n        calendar: horaires\n        branches:\n"
-        "          ouvert:\n            - type: gnr\n"
-        "              targets: ['{a}', '{b}', '0612{i:06d}']\n"
-        "              ring_s: 15\n              rounds: 2\n"
-        "    overflow:\n      busy: {{number: '601'}}\n"
-    )
-    (routing / "programs.yaml").write_text(
-        calendar
-        + "programs:\n"
-        + "".join(program.format(i=i, a=400 + i % 100, b=500 + i % 100) for i in range(programs))
-    )
-    per_file = numbers // files
-    for f in range(files):
-        (routing / f"numbers-{f}.yaml").write_text(
-            "numbers:\n"
-            + "".join(
-                f"  '0970{n:06d}':\n    program: prog-{n % programs}\n    limit: {1 + n % 30}\n"
-                for n in range(f * per_file, (f + 1) * per_file)
-            )
-        )
-    return routing
-
-
 def rss_mb() -> float:
     with open("/proc/self/statm") as statm:
         pages = int(statm.read().split()[1])
@@ -141,7 +110,7 @@ def rss_mb() -> float:
 
 def library_load(numbers: int, programs: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
-        routing = generate(Path(tmp), numbers, programs)
+        routing = generate_library(Path(tmp), numbers, programs)
         gc.collect()
         before = rss_mb()
         started = time.perf_counter()

@@ -89,32 +89,6 @@ from switch.trunk import Outbound, Refusal, Trunk, Trunks
 log = logging.getLogger(__name__)
 
 
-class RelayLegPort(Protocol):
-    rtp_port: int
-
-    def set_remote(
-        self, rtp: tuple[str, int] | None, rtcp: tuple[str, int] | None = None
-    ) -> None: ...
-
-    def set_direction(self, sends: bool, receives: bool) -> None: ...
-
-    def set_srtp(self, inbound: SrtpKeys | None, outbound: SrtpKeys | None) -> None: ...
-
-
-class RelaySessionPort(Protocol):
-    @property
-    def a(self) -> Any: ...
-
-    @property
-    def b(self) -> Any: ...
-
-    def on_timeout(self, callback: Callable[[Any, str], None]) -> None: ...
-
-    def set_answered(self, answered: bool) -> None: ...
-
-    def close(self) -> None: ...
-
-
 class RelayPort(Protocol):
     """What the executor needs of ``media.relay.MediaRelay``."""
 
@@ -177,7 +151,7 @@ class B2bua:
             new_call_id=lambda: f"{secrets.token_hex(12)}@{domain}",
             rng=random.Random(os.urandom(16)),
         )
-        self._closed = False
+        self.closing = asyncio.Event()  # set: new INVITEs get 503 (drain, close)
 
     # -- lifecycle -------------------------------------------------------------------
     @property
@@ -188,7 +162,7 @@ class B2bua:
         """Graceful stop, first step: new INVITEs get ``503`` with ``Retry-After``
         while the calls in progress may end by themselves, for at most ``grace``
         seconds (or until ``force`` is set); ``close`` then hangs up the rest."""
-        self._closed = True
+        self.closing.set()
         deadline = self.loop.time() + grace
         while any(not r.ended for r in self._by_call_id.values()):
             left = deadline - self.loop.time()
@@ -198,7 +172,7 @@ class B2bua:
 
     async def close(self) -> None:
         """Hang up every call (BYE/CANCEL/480) and release the media."""
-        self._closed = True
+        self.closing.set()
         now = self.loop.time()
         for running in list({id(r): r for r in self._by_call_id.values()}.values()):
             running.call.hang_up("shutdown", now)
@@ -257,7 +231,7 @@ class B2bua:
     def _new_call(self, event: RequestReceived) -> None:
         request, source = event.request, event.source
         now = self.loop.time()
-        if self._closed:
+        if self.closing.is_set():
             with contextlib.suppress(NoSuchTransaction):
                 self.stack.send_response(
                     self.registrar.core.reply(request, 503, extra=[("Retry-After", "30")])
@@ -296,30 +270,41 @@ class B2bua:
         if self.active[caller.key] >= caller.max_calls:
             self._refuse(request, 486)
             return
-        leg = InviteSession.uas(self._config(source), self._ids, request, event.key, now=now)
+        running = self._start(event, caller.key, called_user, line=caller.key, now=now)
+        if running is not None:
+            self._spawn(self._setup(running, company.domain, caller, called_user))
+
+    def _start(
+        self, event: RequestReceived, caller: str, called: str, *, line: str, now: float
+    ) -> _Running | None:
+        """The A leg and its ``Call``, indexed and counted against ``line``; None when
+        the A leg could not start (the caller then gets ``500``)."""
+        leg = InviteSession.uas(
+            self._config(event.source), self._ids, event.request, event.key, now=now
+        )
         call = Call(
             leg,
-            a_dest=source,
+            a_dest=event.source,
             ids=self._ids,
             media=None,
             now=now,
             started_at=datetime.fromtimestamp(self.wall(), UTC),
-            caller=caller.key,
-            called=called_user,
+            caller=caller,
+            called=called,
             id=secrets.token_hex(8),
             limits=self.limits,
             srtp_keys=_srtp_keys(),
         )
-        running = _Running(call, lines=[caller.key])
-        self.active[caller.key] += 1
+        running = _Running(call, lines=[line])
+        self.active[line] += 1
         self._index(running, leg.call_id)
         self.stats["calls"] += 1
         self._execute(running)
         if leg.terminated:
             call.reject(500, now)
             self._execute(running)
-            return
-        self._spawn(self._setup(running, company.domain, caller, called_user))
+            return None
+        return running
 
     async def _setup(
         self,
@@ -354,18 +339,8 @@ class B2bua:
             if not bindings:
                 self._reject(running, 480, "unregistered")
                 return
-            self.active[callee.key] += 1
-            running.lines.append(callee.key)
-            session = await self.relay.open_session(call.id)
-            if call.state >= CallState.ENDING or running.ended:
-                session.close()
+            if not await self._open_media(running, callee.key):
                 return
-            running.session = session
-            session.on_timeout(lambda _s, reason: self._media_timeout(running, reason))
-            for update in running.media.values():
-                self._apply_media(session, update)
-            running.media.clear()
-            call.media = MediaPlan(self.media.address, session.a.rtp_port, session.b.rtp_port)
             if caller is not None:
                 name = caller.name.replace('"', "")
                 from_ = f'"{name}" <sip:{caller.extension}@{caller.domain}>'
@@ -393,7 +368,7 @@ class B2bua:
         self, event: RequestReceived, trunk: Trunk, presented: str, called: str, now: float
     ) -> None:
         """A call from a trunk: not challenged, only to a direct number of ours."""
-        request, source = event.request, event.source
+        request = event.request
         found = self.trunks.inbound(called, self.directory.line_by_direct_number)
         if isinstance(found, Refusal):
             self._refuse(request, found.status)
@@ -401,29 +376,9 @@ class B2bua:
         if trunk.max_calls is not None and self.active[trunk.key] >= trunk.max_calls:
             self._refuse(request, 486)
             return
-        leg = InviteSession.uas(self._config(source), self._ids, request, event.key, now=now)
-        call = Call(
-            leg,
-            a_dest=source,
-            ids=self._ids,
-            media=None,
-            now=now,
-            started_at=datetime.fromtimestamp(self.wall(), UTC),
-            caller=presented or trunk.key,
-            called=called,
-            id=secrets.token_hex(8),
-            limits=self.limits,
-            srtp_keys=_srtp_keys(),
-        )
-        running = _Running(call, lines=[trunk.key])
-        self.active[trunk.key] += 1
-        self._index(running, leg.call_id)
-        self.stats["calls"] += 1
         self.stats["trunk_in"] += 1
-        self._execute(running)
-        if leg.terminated:
-            call.reject(500, now)
-            self._execute(running)
+        running = self._start(event, presented or trunk.key, called, line=trunk.key, now=now)
+        if running is None:
             return
         company = found[0]
         user = "".join(c for c in presented if c.isalnum() or c == "+") or "anonymous"
@@ -445,21 +400,32 @@ class B2bua:
         if trunk.max_calls is not None and self.active[trunk.key] >= trunk.max_calls:
             self._reject(running, 503, "trunk-limit")
             return
-        self.active[trunk.key] += 1
-        running.lines.append(trunk.key)
-        session = await self.relay.open_session(call.id)
-        if call.state >= CallState.ENDING or running.ended:
-            session.close()
+        if not await self._open_media(running, trunk.key):
             return
+        call.dial([self._trunk_target(route)], self.loop.time())
+        self.stats["trunk_out"] += 1
+        self._execute(running)
+
+    async def _open_media(self, running: _Running, line: str) -> bool:
+        """Count the call against ``line`` (its callee's or trunk's), open its relay
+        session and give the call the session's ports; False if the call has ended (a
+        CANCEL may come before the setup task runs: ``_ended`` has released its lines)."""
+        call = running.call
+        if call.state >= CallState.ENDING:
+            return False
+        self.active[line] += 1
+        running.lines.append(line)
+        session = await self.relay.open_session(call.id)
+        if call.state >= CallState.ENDING:
+            session.close()
+            return False
         running.session = session
         session.on_timeout(lambda _s, reason: self._media_timeout(running, reason))
         for update in running.media.values():
             self._apply_media(session, update)
         running.media.clear()
         call.media = MediaPlan(self.media.address, session.a.rtp_port, session.b.rtp_port)
-        call.dial([self._trunk_target(route)], self.loop.time())
-        self.stats["trunk_out"] += 1
-        self._execute(running)
+        return True
 
     def _trunk_target(self, route: Outbound) -> Target:
         trunk = route.trunk

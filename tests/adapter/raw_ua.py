@@ -13,8 +13,8 @@ import asyncio
 import itertools
 import re
 import signal
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,11 +82,13 @@ class RawUa(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self.boxes: dict[str, asyncio.Queue[Request | Response]] = {}
         self.incoming: dict[str, Incoming] = {}
+        self.arrived = asyncio.Event()  # set on each new incoming call
         self.answer = 200  # how this UA answers INVITEs: 200, 486, or 180 (ring)
         self.answer_sdp_port = 4000
         self.answer_extra_sdp = ""
         self.challenge: Challenge | None = None
         self.nc = 0
+        self._held: list[bytes] | None = None
 
     @classmethod
     async def open(cls, user: str, password: str, sip_port: int) -> RawUa:
@@ -112,7 +114,19 @@ class RawUa(asyncio.DatagramProtocol):
     def send(self, data: bytes | str) -> None:
         assert self.transport is not None
         raw = data.encode() if isinstance(data, str) else data
+        if self._held is not None:
+            self._held.append(raw)
+            return
         self.transport.sendto(raw, ("127.0.0.1", self.sip_port))
+
+    @contextmanager
+    def held(self) -> Iterator[list[bytes]]:
+        """What this UA sends within the block, kept instead of sent (to inject it)."""
+        self._held = []
+        try:
+            yield self._held
+        finally:
+            self._held = None
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         if not data.strip():
@@ -271,6 +285,7 @@ class RawUa(asyncio.DatagramProtocol):
                 return  # a retransmission
             new = Incoming(request, tag=f"b{next(_n)}")
             self.incoming[call_id] = new
+            self.arrived.set()
             if self.answer == 200:
                 body = sdp(self.answer_sdp_port, extra=self.answer_extra_sdp)
                 self.reply(request, 200, tag=new.tag, body=body)
@@ -380,8 +395,9 @@ class OutCall:
 async def wait_done(ua: RawUa, count: int) -> list[Incoming]:
     """The callee's first ``count`` calls, once each is over (bounded)."""
     async with asyncio.timeout(WAIT):
-        while len(ua.incoming) < count:  # noqa: ASYNC110 - filled by the protocol
-            await asyncio.sleep(0.01)
+        while len(ua.incoming) < count:
+            ua.arrived.clear()
+            await ua.arrived.wait()
         calls = list(ua.incoming.values())[:count]
         for call in calls:
             await call.done.wait()

@@ -16,6 +16,7 @@ from media.relay import MediaRelay, SrtpKeys
 from media.sdp import SessionDescription, crypto_attributes
 from switch.app import Server
 from switch.cdr import CdrStore, cdr_db_path
+from switch.sip.endpoint import Endpoint
 from tests.adapter.raw_ua import OutCall, RawUa, running_switch, sdp_port, wait_done
 
 
@@ -59,6 +60,12 @@ def open_sockets() -> int:
         except OSError:
             pass
     return count
+
+
+async def relay_idle(relay: MediaRelay) -> None:
+    """Until no relay session is left and their sockets are really closed."""
+    await until(lambda: relay.ports.in_use == 0 and relay.sessions == 0)
+    await relay.close()  # no session open: only waits for the closed ones' sockets
 
 
 async def until(check: object, within: float = 5.0) -> None:
@@ -147,8 +154,7 @@ async def test_no_relay_port_or_socket_leak_after_1000_short_calls(tmp_path: Pat
         try:
             # Warm up (the first call answers the 407), then count sockets.
             await one_call(caller, callee, "answer")
-            await until(lambda: relay.ports.in_use == 0 and relay.sessions == 0)
-            await asyncio.sleep(0.1)
+            await relay_idle(relay)
             before = open_sockets()
             started = time.monotonic()
             kinds = ["answer"] * 900 + ["busy"] * 50 + ["cancel"] * 50
@@ -160,8 +166,7 @@ async def test_no_relay_port_or_socket_leak_after_1000_short_calls(tmp_path: Pat
                     assert relay.ports.in_use <= 8
             elapsed = time.monotonic() - started
             assert elapsed < 60, elapsed
-            await until(lambda: relay.ports.in_use == 0 and relay.sessions == 0)
-            await asyncio.sleep(0.2)
+            await relay_idle(relay)
             assert open_sockets() == before
             assert server.b2bua is not None
             await until(lambda: not server.b2bua.calls if server.b2bua else True, 10)
@@ -253,7 +258,8 @@ async def test_graceful_stop_refuses_new_calls_drains_then_hangs_up(tmp_path: Pa
             await second.answered()
             started = time.monotonic()
             server.handle_exit(signal.SIGTERM)
-            await asyncio.sleep(0.1)
+            assert server.b2bua is not None
+            await asyncio.wait_for(server.b2bua.closing.wait(), 1)
             # Draining: a new call is refused 503 with Retry-After...
             refused = await caller.call("402")
             response = await refused.failed(503)
@@ -271,3 +277,32 @@ async def test_graceful_stop_refuses_new_calls_drains_then_hangs_up(tmp_path: Pa
         finally:
             caller.close()
             callee.close()
+
+
+async def test_a_call_out_cancelled_before_its_setup_runs_holds_no_trunk_slot(
+    tmp_path: Path,
+) -> None:
+    """INVITE and CANCEL in one read batch (uvloop hands several datagrams at once):
+    the call ends before its setup task runs, and the trunk is not counted for it."""
+    async with running_switch(tmp_path, settings()) as (server, port):
+        assert server.b2bua is not None
+        assert server.stack is not None
+        caller = await RawUa.open("401", "secret401", port)
+        try:
+            # Answer the 407 once (402 is not registered: 480).
+            await (await caller.call("402")).failed(480)
+            with caller.held() as sent:
+                out = await caller.call("0612345678")  # a public number: out via the trunk
+                caller.request(
+                    "CANCEL", out.ruri, call_id=out.call_id, cseq=out.cseq,
+                    from_tag=out.from_tag, to=out.to, branch=out.branch,
+                )  # fmt: skip
+            source = Endpoint("UDP", "127.0.0.1", caller.port)
+            for data in sent:  # both handled before the loop runs the setup task
+                server.stack.datagram_received(data, source)
+            await out.failed(487)
+            await until(lambda: relay_of(server).sessions == 0)
+            assert dict(server.b2bua.active) == {}
+            assert server.b2bua.stats["trunk_out"] == 0
+        finally:
+            caller.close()

@@ -7,12 +7,12 @@ import asyncio
 import signal
 
 from switch.app import Server
-from switch.cdr import CdrStore, cdr_db_path
 from switch.settings import load_settings
 from switch.sip.auth import answer_challenge, parse_challenge
 from switch.sip.message import Response
 from switch.sip.parser import parse_message
 from tests.adapter.conftest import UdpClient
+from tests.adapter.test_call_lifecycle import cdr
 from tests.sip_support import SwitchConfig
 
 SDP = (
@@ -85,8 +85,8 @@ async def test_invite_challenged_then_480_for_unregistered_callee_and_cdr(
         udp_client.send(invite(port, sip, cseq=3, auth=auth), sip)
         refused = await final(udp_client)
         assert refused.status == 480  # 402 is not registered
-        await asyncio.sleep(0.1)
-        rows = CdrStore(cdr_db_path(switch_config.data_dir)).rows()
+        # The row is written in the same step as the 480 is sent: no wait.
+        rows = cdr(server)
         assert [(r["caller"], r["called"], r["outcome"], r["cause"]) for r in rows] == [
             ("401@pbx.test", "402", "unreachable", "unregistered")
         ]

@@ -13,6 +13,7 @@ playing the carrier and a real pjsua2 phone playing line 401.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -145,6 +146,24 @@ def finish(proc: subprocess.Popen[bytes], timeout: float = 40.0) -> str:
     return out.decode(errors="replace")[-3000:]
 
 
+def wait_bound(proc: subprocess.Popen[bytes], port: int = TRUNK_PORT, within: float = 5.0) -> None:
+    """Until SIPp (another process: polled, from /proc) has its UDP socket on ``port``."""
+    deadline = time.monotonic() + within
+    local = f"0100007F:{port:04X}"  # 127.0.0.1:port as /proc/net/udp writes it
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"sipp exited with {proc.returncode}:\n{finish(proc)}")
+        fds = Path(f"/proc/{proc.pid}/fd")
+        with contextlib.suppress(OSError):
+            sockets = {os.readlink(fd) for fd in fds.iterdir()}
+            for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[1] == local and f"socket:[{fields[9]}]" in sockets:
+                    return
+        assert time.monotonic() < deadline, f"sipp not bound to {port} in {within}s"
+        time.sleep(0.02)
+
+
 def messages(tmp_path: Path, scenario: str) -> str:
     found = list((tmp_path / scenario.removesuffix(".xml")).glob("*_messages.log"))
     return found[0].read_text(errors="replace") if found else ""
@@ -192,7 +211,7 @@ def test_phone_calls_out_through_the_trunk_with_digest(
 ) -> None:
     scenario = "uas-digest-407-expect-200.xml"
     proc = sipp(scenario, tmp_path)
-    time.sleep(0.3)  # SIPp binds 5090
+    wait_bound(proc)
     phone.command("call", target=f"sip:0612345678@127.0.0.1:{switch_process.sip_port}")
     phone.command("wait_state", state="CONFIRMED", timeout=15)
     phone.command("sleep", seconds=0.5)
@@ -251,7 +270,7 @@ def test_trunk_failures_map_to_outcomes(
 ) -> None:
     started = time.time()
     proc = sipp(scenario, tmp_path)
-    time.sleep(0.3)
+    wait_bound(proc)
     phone.command("call", target=f"sip:+33612345678@127.0.0.1:{switch_process.sip_port}")
     states = phone.command("wait_state", state="DISCONNECTED", timeout=RING_TIMEOUT + 10)
     assert states["states"][-1]["status"] == heard

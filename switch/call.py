@@ -364,10 +364,6 @@ class Call:
         return min(deadlines) if deadlines else None
 
     @property
-    def legs(self) -> list[InviteSession]:
-        return [p.leg for p in self._parties()]
-
-    @property
     def finished(self) -> bool:
         """Ended, and no leg has anything left to do: forget the call."""
         return self.state is CallState.ENDED and all(

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Mapping
 from typing import IO, Any
 
 from switch.sip.endpoint import Endpoint
@@ -106,8 +105,3 @@ def log_sip(
         fields = sip_fields(message, peer)
         fields.update(extra)
         logger.log(level, event, extra=fields)
-
-
-def fields(**values: Any) -> Mapping[str, Any]:
-    """``logger.info("listening", extra=fields(addr=...))`` reads better than a dict."""
-    return values

@@ -197,14 +197,11 @@ class Server:
                 nonce_secret=nonce_secret,
                 domain=sip.domain,
                 server=capabilities(self.settings).server,
-                fallback=stack.on_event,
             )
             # Silent bans: a gate in front of the stack drops what banned sources send.
             registrar.gate = BanGate(stack, registrar.admission, loop.time)
             stack.transport.user = registrar.gate
             stack.transport.on_connection_lost = registrar.connection_lost
-            stack.on_event = registrar.handle_event
-            # Calls: the registrar passes on what is not its own to the B2BUA.
             media = self.settings.media
             relay = MediaRelay(
                 address=media.address,
@@ -222,10 +219,12 @@ class Server:
                 calls=self.settings.calls,
                 domain=sip.domain,
                 cdr=cdr,
-                fallback=registrar.fallback,
+                fallback=stack.on_event,  # the stack's own: 480 to any request left
                 trunks=Trunks.from_settings(self.settings.trunks),
             )
+            # Events: stack -> registrar (REGISTER) -> B2BUA (calls) -> stack's default.
             registrar.fallback = b2bua.handle_event
+            stack.on_event = registrar.handle_event
             try:
                 await stack.start(
                     [ListenAddress(li.transport.upper(), li.host, li.port) for li in sip.listen]

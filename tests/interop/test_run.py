@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from switch import __version__
+from switch.tls import ensure_self_signed
 from tests.sip_support import ROOT, SwitchConfig, SwitchProcess, options, status_of, udp_exchange
 
 pytestmark = pytest.mark.interop
@@ -83,8 +84,12 @@ def test_sigint_stops_cleanly(switch_config: SwitchConfig) -> None:
 def test_self_signed_certificate_is_generated_once(switch_process: SwitchProcess) -> None:
     cert = switch_process.data_dir / "tls" / "cert.pem"
     key = switch_process.data_dir / "tls" / "key.pem"
-    assert cert.read_bytes().startswith(b"-----BEGIN CERTIFICATE-----")
+    pem = cert.read_bytes()
+    assert pem.startswith(b"-----BEGIN CERTIFICATE-----")
     assert key.stat().st_mode & 0o077 == 0  # private key readable by its owner only
+    # Still valid for the domain: the next start reuses it, nothing is generated again.
+    assert ensure_self_signed(cert.parent, "pbx.test") == (cert, key)
+    assert cert.read_bytes() == pem
 
 
 def test_unreadable_certificate_exits_1(switch_config: SwitchConfig, tmp_path: Path) -> None:

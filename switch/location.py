@@ -474,9 +474,7 @@ class SqliteLocationStore:
                 version = SCHEMA_VERSION
             _check_version(self.path, version)
             # Connections do not outlive the process (see the module docstring).
-            db.execute(
-                "UPDATE bindings SET conn_id = NULL, reachable = 0 WHERE conn_id IS NOT NULL"
-            )
+            db.execute(_FORGET_CONNECTIONS)
             bindings = []
             for row in db.execute(_SELECT).fetchall():
                 binding = _from_row(row)

@@ -26,8 +26,9 @@ Who does which step of §10.3:
 
 Time. Bindings must survive a restart, so their expiry is wall-clock time:
 ``at`` and ``Binding.expires_at`` are POSIX epoch seconds (floats). Nothing here
-reads a clock; the shell passes ``time.time()``. Timers that fire expiry use
-``next_expiry`` and convert to the loop's monotonic clock themselves.
+reads a clock; the shell passes ``time.time()``. The expiry timer is armed from
+the store's ``next_expiry()`` (``switch.location``), converted to the loop's
+monotonic clock by the shell.
 
 Binding identity (the ``key`` of a binding within its AOR):
 
@@ -311,7 +312,9 @@ class Registrar:
         if any(value == "*" for value in contacts_raw):
             if len(contacts_raw) != 1 or header_expires != 0:
                 raise _Refusal(400, "Contact * needs Expires: 0 and no other Contact")
-            return self._remove_all(request, aor, live, expired, call_id, cseq, at, to_tag)
+            return self._remove_all(
+                request, aor, live, expired, call_id, cseq, at, to_tag, supported
+            )
 
         contacts = [
             self._contact(value, header_expires, outbound_offered) for value in contacts_raw
@@ -413,6 +416,7 @@ class Registrar:
         cseq: int,
         at: float,
         to_tag: str | None,
+        supported: frozenset[str],
     ) -> RegisterOutcome:
         # Step 6. "If not, the registrar checks whether the Call-ID agrees with
         # the value stored for each binding. If not, it MUST remove the binding.
@@ -422,7 +426,6 @@ class Registrar:
         for binding in live:
             if binding.call_id == call_id and cseq <= binding.cseq:
                 raise _Refusal(500, "Out of Order CSeq")
-        supported = _option_tags(request.headers.get_all("Supported"))
         return self._ok(request, aor, (), live, expired, at, to_tag, supported, (), False)
 
     def _ok(
@@ -583,16 +586,6 @@ def live_bindings(bindings: Iterable[Binding], at: float) -> list[Binding]:
     return [b for b in bindings if not b.expired(at)]
 
 
-def expire(bindings: Iterable[Binding], at: float) -> list[Binding]:
-    """The bindings expired at ``at``: the store removes them when a timer fires."""
-    return [b for b in bindings if b.expired(at)]
-
-
-def next_expiry(bindings: Iterable[Binding]) -> float | None:
-    """The earliest ``expires_at`` (epoch seconds), or None: when to call ``expire``."""
-    return min((b.expires_at for b in bindings), default=None)
-
-
 def format_q(q: float) -> str:
     """A qvalue as the ABNF writes it: ``1``, ``0.5``, ``0.125``."""
     text = f"{q:.3f}".rstrip("0").rstrip(".")
@@ -637,8 +630,6 @@ __all__ = [
     "address_of_record",
     "binding_key",
     "contact_key",
-    "expire",
     "format_q",
     "live_bindings",
-    "next_expiry",
 ]

@@ -24,10 +24,8 @@ from switch.registrar import (
     RegistrarConfigError,
     address_of_record,
     contact_key,
-    expire,
     format_q,
     live_bindings,
-    next_expiry,
 )
 from switch.sip.endpoint import Endpoint
 from switch.sip.errors import ParseError
@@ -625,7 +623,7 @@ def test_bad_reg_id_is_400(world: World) -> None:
     assert outcome.response.status == 400
 
 
-# -- helpers for the expiry timer ------------------------------------------------------
+# -- expiry of a binding ---------------------------------------------------------------
 
 
 def _binding(contact: str, expires_at: float) -> Binding:
@@ -640,12 +638,11 @@ def _binding(contact: str, expires_at: float) -> Binding:
     )
 
 
-def test_expire_and_next_expiry() -> None:
+def test_a_binding_expires_exactly_at_expires_at() -> None:
     a, b = _binding("sip:a@h", T0 + 10), _binding("sip:b@h", T0 + 20)
-    assert next_expiry([a, b]) == T0 + 10
-    assert next_expiry([]) is None
-    assert expire([a, b], T0 + 9.9) == []
-    assert expire([a, b], T0 + 10) == [a]  # due exactly at expires_at
+    assert not a.expired(T0 + 9.9)
+    assert a.expired(T0 + 10)  # due exactly at expires_at
+    assert live_bindings([a, b], T0 + 9.9) == [a, b]
     assert live_bindings([a, b], T0 + 10) == [b]
     assert (a.expires_in(T0), a.expires_in(T0 + 9.8), a.expires_in(T0 + 10)) == (10, 1, 0)
 

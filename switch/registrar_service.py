@@ -190,7 +190,18 @@ class BanGate:
         self.dropped = 0
 
     def ban(self, ban: Ban) -> None:
-        self._banned[ban.address] = ban.until
+        banned = self._banned
+        banned.pop(ban.address, None)
+        # Every ban lasts ``ban_seconds``: insertion order is expiry order, so the
+        # expired ones are at the front. Drop them here, or the addresses of a
+        # botnet that never comes back would stay for the life of the process.
+        banned[ban.address] = ban.until
+        now = self._clock()
+        while banned:
+            oldest, until = next(iter(banned.items()))
+            if until > now:
+                break
+            del banned[oldest]
 
     def blocked(self, host: str) -> bool:
         if not self._banned:
@@ -283,9 +294,11 @@ class RegistrarService:
         self._expiry_at: float | None = None
         self._ka_heap: list[tuple[float, str, str]] = []
         self._ka_due: dict[tuple[str, str], float] = {}
-        self._ka_pending: dict[TransactionKey, Endpoint] = {}
+        # OPTIONS in flight: key -> (destination, whether the pinged binding was
+        # unreachable: only its answer has bindings to revive).
+        self._ka_pending: dict[TransactionKey, tuple[Endpoint, bool]] = {}
+        self._ka_busy: set[Endpoint] = set()  # the destinations of _ka_pending
         self._ka_timer: asyncio.TimerHandle | None = None
-        self._ka_seq = 0
         self._changed = asyncio.Event()
         self._closed = False
 
@@ -342,13 +355,17 @@ class RegistrarService:
         if self._ka_pending:
             if isinstance(event, ResponseReceived):
                 if event.key in self._ka_pending and event.response.status >= 200:
-                    self._spawn(self._keepalive_answered(self._ka_pending.pop(event.key)))
+                    dest, revive = self._ka_finished(event.key)
+                    if revive:
+                        self._spawn(self._keepalive_answered(dest))
                     return
-            elif isinstance(event, TransactionTimedOut | TransportErrorOccurred):
-                dest = self._ka_pending.pop(event.key, None)
-                if dest is not None:
-                    self._spawn(self._keepalive_lost(dest))
-                    return
+            elif (
+                isinstance(event, TransactionTimedOut | TransportErrorOccurred)
+                and event.key in self._ka_pending
+            ):
+                dest, _ = self._ka_finished(event.key)
+                self._spawn(self._keepalive_lost(dest))
+                return
         if self.fallback is not None:
             self.fallback(event)
 
@@ -665,7 +682,7 @@ class RegistrarService:
             self.port.send_raw(CRLF_PING, source)
             return
         dest = Endpoint("UDP", source.host, source.port)
-        if dest in self._ka_pending.values():
+        if dest in self._ka_busy:
             return  # the previous one is still running (Timer F > interval)
         request = self._options(binding, dest)
         if request is None:
@@ -675,7 +692,13 @@ class RegistrarService:
         except (ValueError, ParseError) as exc:
             log.warning("keepalive.not_sent", extra={"aor": binding.aor, "error": str(exc)})
             return
-        self._ka_pending[key] = dest
+        self._ka_pending[key] = (dest, not binding.reachable)
+        self._ka_busy.add(dest)
+
+    def _ka_finished(self, key: TransactionKey) -> tuple[Endpoint, bool]:
+        dest, revive = self._ka_pending.pop(key)
+        self._ka_busy.discard(dest)
+        return dest, revive
 
     def _options(self, binding: Binding, dest: Endpoint) -> Request | None:
         local = self.port.local_address("UDP")
@@ -705,6 +728,9 @@ class RegistrarService:
         )
 
     async def _keepalive_answered(self, dest: Endpoint) -> None:
+        """An answer to a ping of an unreachable binding: revive every binding of that
+        address (they were marked together). A scan of the whole store, so only for
+        those answers, not for every ping."""
         revived = [
             replace(b, reachable=True)
             for b in await self.store.all()

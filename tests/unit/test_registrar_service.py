@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from switch.admission import Admission, Ban
 from switch.directory import load_directory
 from switch.location import AsyncStore, LocationStoreError, MemoryLocationStore
 from switch.registrar import Binding
-from switch.registrar_service import RegistrarService, behind_nat, load_nonce_secret
+from switch.registrar_service import BanGate, RegistrarService, behind_nat, load_nonce_secret
 from switch.settings import RegistrarSettings
 from switch.sip.auth import answer_challenge, parse_challenge
 from switch.sip.core import Capabilities, StatelessCore
@@ -262,6 +263,36 @@ async def test_keepalive_options_for_nat_binding_and_timeout_marks_unreachable()
     assert all(b.reachable for b in store.all())
 
 
+async def test_one_options_per_address_and_its_answer_revives_restored_bindings() -> None:
+    service, port, store, clock = await make()
+    # Two lines behind one NAT address, stored unreachable before a restart.
+    store.apply(
+        [
+            Binding(
+                aor=f"sip:{user}@pbx.test",
+                contact=f"sip:{user}@10.0.0.5:5060",
+                expires_at=clock.wall + 600,
+                call_id=user,
+                cseq=1,
+                source=SOURCE,
+                received_at=clock.wall,
+                reachable=False,
+            )
+            for user in ("401", "402")
+        ]
+    )
+    await service.start()
+    clock.now += 30
+    await service._keepalive_tick()
+    # Both are due; the address gets one OPTIONS while it runs.
+    [(options, dest)] = port.requests
+    assert dest == Endpoint("UDP", "192.0.2.10", 5062)
+    response = Response(200, "OK", options.headers)
+    service.handle_event(ResponseReceived(response, ClientKey("z9hG4bK-1", "OPTIONS")))
+    await service.changed()
+    assert [b.reachable for b in store.all()] == [True, True]
+
+
 async def test_connection_lost_marks_its_bindings_unreachable() -> None:
     service, _, store, _ = await make()
     tcp = Endpoint("TCP", "192.0.2.10", 40000, 7)
@@ -304,3 +335,19 @@ def test_behind_nat(contact: str, nat: bool) -> None:
         received_at=0,
     )
     assert behind_nat(binding) is nat
+
+
+def test_ban_gate_forgets_expired_bans_as_new_ones_come() -> None:
+    now = 0.0
+    gate = BanGate(None, Admission(), lambda: now)
+    gate.ban(Ban("192.0.2.1", "guessing", "source", 0.0, 60.0))
+    now = 30.0
+    gate.ban(Ban("192.0.2.2", "guessing", "source", 30.0, 90.0))
+    assert gate.blocked("192.0.2.1")
+    assert gate.blocked("192.0.2.2")
+    now = 61.0
+    gate.ban(Ban("192.0.2.3", "guessing", "source", 61.0, 121.0))
+    # The first ban ended: gone without its address ever coming back.
+    assert list(gate._banned) == ["192.0.2.2", "192.0.2.3"]
+    assert not gate.blocked("192.0.2.1")
+    assert gate.blocked("192.0.2.3")

@@ -14,13 +14,13 @@ in its working directory (``aiguilleur run --data-dir`` overrides both).
 from __future__ import annotations
 
 import ipaddress
-import re
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from routing.source import ConfigError, ConfigErrors, load_yaml, validate
+from switch.directory import is_domain, normalize_domain
 
 SETTINGS_FILE = "switch.yaml"
 DEFAULT_DATA_DIR = Path("data")
@@ -28,11 +28,6 @@ DEFAULT_DATA_DIR = Path("data")
 LogLevel = Literal["debug", "info", "warning", "error"]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Seconds = Annotated[float, Field(gt=0, le=3600)]
-
-# RFC 1123 host names (the SIP domain is a host name, never an address with a port).
-_HOSTNAME = re.compile(
-    r"^(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?$"
-)
 
 
 class _Model(BaseModel):
@@ -44,6 +39,15 @@ def _check_address(value: str) -> str:
         ipaddress.ip_address(value)
     except ValueError:
         raise ValueError(f"not an IP address: {value!r}") from None
+    return value
+
+
+def _check_networks(value: list[str]) -> list[str]:
+    for network in value:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ValueError(f"not a network: {network!r}") from None
     return value
 
 
@@ -129,9 +133,10 @@ class SipSettings(_Model):
     @field_validator("domain")
     @classmethod
     def _domain(cls, value: str) -> str:
-        if not _HOSTNAME.match(value):
+        # An RFC 1123 host name: the SIP domain is never an address with a port.
+        if not is_domain(value):
             raise ValueError(f"not a host name: {value!r}")
-        return value.lower().rstrip(".")
+        return normalize_domain(value)
 
     @field_validator("listen")
     @classmethod
@@ -204,12 +209,7 @@ class AdmissionSettings(_Model):
     @field_validator("allow")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
-        for network in value:
-            try:
-                ipaddress.ip_network(network, strict=False)
-            except ValueError:
-                raise ValueError(f"not a network: {network!r}") from None
-        return value
+        return _check_networks(value)
 
 
 class RegistrarSettings(_Model):
@@ -310,12 +310,7 @@ class TrunkSettings(_Model):
     @field_validator("inbound")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
-        for network in value:
-            try:
-                ipaddress.ip_network(network, strict=False)
-            except ValueError:
-                raise ValueError(f"not a network: {network!r}") from None
-        return value
+        return _check_networks(value)
 
     @model_validator(mode="after")
     def _credentials(self) -> TrunkSettings:

@@ -85,6 +85,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.util import load_yaml_guess_indent
 
 from routing.numbering import normalize
+from routing.program import Name
 from routing.source import ConfigError, ConfigErrors, Loc, YamlDocument, load_yaml, validate
 from switch.sip.auth import ha1 as compute_ha1
 
@@ -112,7 +113,6 @@ PIN_HASH_ITERATIONS = 20_000
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?$"
 )
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _MAC_SEPARATORS = re.compile(r"[:\-. ]")
 _MAC = re.compile(r"^[0-9a-f]{12}$")
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -145,16 +145,6 @@ def _three_digits(value: Any) -> Any:
     value = _yaml_digits(value)
     if isinstance(value, str) and not _THREE_DIGITS.match(value):
         raise PydanticCustomError("extension", "not a 3-digit internal number: '{v}'", {"v": value})
-    return value
-
-
-def _identifier(value: Any) -> Any:
-    if isinstance(value, str) and not _ID.match(value):
-        raise PydanticCustomError(
-            "identifier",
-            "an identifier is 1-64 letters, digits, '_', '.', '-' "
-            "(starting with a letter or digit)",
-        )
     return value
 
 
@@ -207,11 +197,15 @@ def _mac(value: Any) -> Any:
     return value
 
 
-def _e164(value: Any) -> Any:
+def _quoted_number(value: Any) -> None:
     if isinstance(value, bool | int):
         raise PydanticCustomError(
             "phone", "write phone numbers in quotes: YAML drops a leading '+' or '0'"
         )
+
+
+def _e164(value: Any) -> Any:
+    _quoted_number(value)
     if isinstance(value, str):
         number = normalize(value)
         if number.kind != "e164":
@@ -222,10 +216,7 @@ def _e164(value: Any) -> Any:
 
 def _dialable(value: Any) -> Any:
     """A speed-dial target: a public number (stored E.164) or a short number (3BPQ)."""
-    if isinstance(value, bool | int):
-        raise PydanticCustomError(
-            "phone", "write phone numbers in quotes: YAML drops a leading '+' or '0'"
-        )
+    _quoted_number(value)
     if isinstance(value, str):
         number = normalize(value)
         if number.kind == "invalid":
@@ -277,7 +268,8 @@ def _pin_hash(value: Any) -> Any:
 
 
 Extension = Annotated[str, BeforeValidator(_three_digits)]
-Identifier = Annotated[str, BeforeValidator(_identifier)]
+# Contract ids are the ones routing programs name (``contracts:``): the same type.
+Identifier = Name
 Domain = Annotated[str, BeforeValidator(_domain)]
 Mac = Annotated[str, BeforeValidator(_mac)]
 E164 = Annotated[str, BeforeValidator(_e164)]

@@ -95,9 +95,9 @@ def test_apply_then_lookup(make_store: StoreFactory) -> None:
 
 def test_upsert_replaces_the_binding_with_the_same_key(make_store: StoreFactory) -> None:
     store = make_store()
-    store.apply([binding(cseq=1)])
+    store.apply([binding("sip:401@192.0.2.10:5062;transport=udp", cseq=1)])
     # Same contact URI up to case: same key, so the same binding.
-    refreshed = binding("sip:401@192.0.2.10:5062", cseq=2, expires_at=T0 + 900)
+    refreshed = binding("SIP:401@192.0.2.10:5062;Transport=UDP", cseq=2, expires_at=T0 + 900)
     store.apply([refreshed])
     assert store.lookup(AOR) == [refreshed]
 

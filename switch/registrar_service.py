@@ -4,9 +4,11 @@ The pure pieces decide; this module runs them in order for every REGISTER that
 the transaction layer passes up (``RequestReceived``) and answers on its server
 transaction:
 
-1. **Ban check** (``Admission.check``): a banned source gets ``403`` (or, with
-   ``admission.silent``, nothing: ``BanGate`` drops its datagrams and stream
-   messages before they are even parsed, so no transaction is left waiting).
+1. **Ban check** (``Admission.check``): a banned source gets ``403``. With
+   ``admission.silent`` it gets nothing from the ban on: ``BanGate`` drops its
+   datagrams and stream messages before they are even parsed, so no transaction
+   is created; only requests already past the gate when the ban fell still get
+   their ``403``, which ends their transactions.
 2. **Realm**: the company of the ``To`` domain; an unknown domain is challenged
    with its own name as realm, so it is answered like an unknown user.
 3. **Digest** (``switch.sip.auth``): no credentials for the realm → ``401`` with
@@ -375,20 +377,21 @@ class RegistrarService:
             self._spawn(self._mark_unreachable(endpoint.conn_id, "connection closed"))
 
     async def _answer(self, request: Request, source: Endpoint) -> None:
-        response = await self.process(request, source)
-        if response is not None:
-            self.port.send_response(response)
+        self.port.send_response(await self.process(request, source))
 
     # -- REGISTER ------------------------------------------------------------------------------
-    async def process(self, request: Request, source: Endpoint) -> Response | None:
-        """The answer to one REGISTER (None: say nothing), bindings stored first."""
+    async def process(self, request: Request, source: Endpoint) -> Response:
+        """The answer to one REGISTER, bindings stored first."""
         now = self.clock()
         host = source.host
         ban = self.admission.check(host, now)
         self._drain_bans()
         if ban is not None:
+            # Even with silent bans: this request was already past the gate and
+            # its server transaction waits for an answer (a non-INVITE server
+            # transaction in Trying has no timer; only the TU can end it).
             self.stats["refused_banned"] += 1
-            return None if self.admission.silent else self._reply(request, 403)
+            return self._reply(request, 403)
         try:
             uri = request.uri
             to = request.to

@@ -351,3 +351,20 @@ def test_ban_gate_forgets_expired_bans_as_new_ones_come() -> None:
     assert list(gate._banned) == ["192.0.2.2", "192.0.2.3"]
     assert not gate.blocked("192.0.2.1")
     assert gate.blocked("192.0.2.3")
+
+
+async def test_silent_ban_still_ends_the_transactions_already_past_the_gate() -> None:
+    """The gate silences a banned source from its ban on; a REGISTER it had already
+    let through has a server transaction waiting (Trying has no timer): it gets 403,
+    like the failure that created the ban."""
+    service, *_ = await make(admission={"silent": True, "max_failures": 1})
+    challenge = await service.process(register(), SOURCE)
+    assert challenge is not None
+    wrong = answer(challenge, "401", "not-the-password")
+    banning = await service.process(register(authorization=wrong, cseq=2), SOURCE)
+    assert banning is not None
+    assert banning.status == 403
+    in_flight = await service.process(register(cseq=3), SOURCE)
+    assert in_flight is not None
+    assert in_flight.status == 403
+    assert service.stats["refused_banned"] == 1

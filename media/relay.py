@@ -7,15 +7,17 @@ side, ``b`` = callee side); each leg binds an RTP socket on an even port and an
 RTCP socket on the port above (RFC 3550 §11), each with its own
 ``DatagramProtocol``. What arrives on one leg goes out of the other leg's
 socket of the same kind, so the phone sees its media come from the address and
-port its SDP answer named (symmetric RTP, RFC 4961).
+port its SDP answer named (symmetric RTP, RFC 4961). A leg whose SDP gives one
+address for RTP and RTCP multiplexes them (rtcp-mux, RFC 5761): its RTP socket
+tells RTCP apart by the second octet (§4) and sends it RTCP as well.
 
 Per packet (the fast path, ``_RtpProtocol.datagram_received``): a version check,
-SRTP decryption when the leg has keys, one tuple comparison with the latched
-source, counters, the tap, then SRTP encryption and ``sendto`` toward the other
-leg. SSRC, sequence numbers and timestamps pass unchanged; the only rewrite is
-the marker bit on the first bridged packet after an announcement (RFC 3551
-§4.1: the content jumps there). No per-packet allocation beyond what SRTP
-needs, no per-packet log line.
+the RTCP demultiplexing test, SRTP decryption when the leg has keys, one tuple
+comparison with the latched source, counters, the tap, then SRTP encryption and
+``sendto`` toward the other leg. SSRC, sequence numbers and timestamps pass
+unchanged; the only rewrite is the marker bit on the first bridged packet after
+an announcement (RFC 3551 §4.1: the content jumps there). No per-packet
+allocation beyond what SRTP needs, no per-packet log line.
 
 SRTP (RFC 3711, SDES keys of RFC 4568) is terminated per leg with libsrtp
 (``pylibsrtp``): ``set_srtp(inbound, outbound)`` gives the keys the phone
@@ -141,18 +143,13 @@ def _bind(address: str, port: int) -> socket.socket:
     return sock
 
 
-class _RtpProtocol(asyncio.DatagramProtocol):
-    """The RTP socket of one leg: what its phone sends is relayed to the other leg."""
+class _LegProtocol(asyncio.DatagramProtocol):
+    """One socket of a leg: what its phone sends is relayed toward the other leg."""
 
-    __slots__ = ("_time", "leg", "transport")
+    __slots__ = ("leg",)
 
-    def __init__(self, leg: RelayLeg, time: Callable[[], float]) -> None:
+    def __init__(self, leg: RelayLeg) -> None:
         self.leg = leg
-        self._time = time
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.leg.session._socket_closed()
@@ -161,10 +158,25 @@ class _RtpProtocol(asyncio.DatagramProtocol):
         # ICMP port unreachable and the like: the phone is gone or not there yet.
         self.leg.session._errors += 1
 
+
+class _RtpProtocol(_LegProtocol):
+    """The RTP socket of one leg (RTCP too when the leg multiplexes, RFC 5761)."""
+
+    __slots__ = ("_time",)
+
+    def __init__(self, leg: RelayLeg, time: Callable[[], float]) -> None:
+        super().__init__(leg)
+        self._time = time
+
     def datagram_received(self, data: bytes, addr: Any) -> None:
         leg = self.leg
         if len(data) < RTP_HEADER_LENGTH or data[0] & 0xC0 != 0x80:
             leg.session._dropped += 1
+            return
+        # RFC 5761 §4 (``media.rtp.is_rtcp``, inlined): a second octet of 192-223
+        # is RTCP, which a multiplexing leg sends to this port.
+        if 192 <= data[1] <= 223 and leg._rtcp_muxed():
+            leg._receive_rtcp(data, addr)
             return
         srtp = leg._srtp_in
         if srtp is not None:
@@ -203,53 +215,13 @@ class _RtpProtocol(asyncio.DatagramProtocol):
         other._bytes_out += len(data)
 
 
-class _RtcpProtocol(asyncio.DatagramProtocol):
-    """The RTCP socket of one leg: reports go to the other leg's RTCP socket."""
+class _RtcpProtocol(_LegProtocol):
+    """The RTCP socket of one leg: reports go to the other leg's RTCP address."""
 
-    __slots__ = ("leg", "transport")
-
-    def __init__(self, leg: RelayLeg) -> None:
-        self.leg = leg
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.leg.session._socket_closed()
-
-    def error_received(self, exc: Exception) -> None:
-        self.leg.session._errors += 1
+    __slots__ = ()
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        leg = self.leg
-        # RFC 3550 §6.4.1: version 2, and a packet type of 200-204 in the second
-        # octet for SR/RR/SDES/BYE/APP (192-223 is the range RFC 5761 §4 reserves).
-        if len(data) < 8 or data[0] & 0xC0 != 0x80 or not 192 <= data[1] <= 223:
-            leg.session._dropped += 1
-            return
-        srtp = leg._srtp_in
-        if srtp is not None:
-            try:
-                data = srtp.unprotect_rtcp(data)
-            except pylibsrtp.Error:
-                leg.session._srtp_errors += 1
-                return
-        if addr != leg._rtcp_latched:
-            if not rtcp_accept(addr, leg._latch, leg._rtcp_signalled):
-                leg.session._dropped += 1
-                return
-            leg._rtcp_latched = addr
-        leg._rtcp_in += 1
-        other = leg._peer
-        dest = other._rtcp_target()
-        if dest is None or other._rtcp is None:
-            return
-        out = other._srtp_out
-        if out is not None:
-            data = out.protect_rtcp(data)
-        other._rtcp.sendto(data, dest)
-        other._rtcp_out += 1
+        self.leg._receive_rtcp(data, addr)
 
 
 class RelayLeg:
@@ -293,7 +265,8 @@ class RelayLeg:
     def set_remote(self, rtp: tuple[str, int] | None, rtcp: tuple[str, int] | None = None) -> None:
         """The phone's media address from its SDP; None (or ``0.0.0.0``) is hold.
 
-        ``rtcp`` defaults to the RTP port + 1 (RFC 3605's ``a=rtcp`` overrides it).
+        ``rtcp`` defaults to the RTP port + 1 (RFC 3605's ``a=rtcp`` overrides it);
+        ``rtcp == rtp`` is rtcp-mux (RFC 5761): RTCP shares the RTP port both ways.
         """
         before = self._latch.signalled
         self._latch.signal(rtp)
@@ -388,19 +361,54 @@ class RelayLeg:
                 self._rtcp_latched = None
         return True
 
+    def _receive_rtcp(self, data: bytes, addr: Address) -> None:
+        """RTCP from this leg's phone, on its RTCP port or (rtcp-mux) its RTP port."""
+        session = self.session
+        # RFC 3550 §6.4.1: version 2, and a packet type of 200-204 in the second
+        # octet for SR/RR/SDES/BYE/APP (192-223 is the range RFC 5761 §4 reserves).
+        if len(data) < 8 or data[0] & 0xC0 != 0x80 or not 192 <= data[1] <= 223:
+            session._dropped += 1
+            return
+        srtp = self._srtp_in
+        if srtp is not None:
+            try:
+                data = srtp.unprotect_rtcp(data)
+            except pylibsrtp.Error:
+                session._srtp_errors += 1
+                return
+        if addr != self._rtcp_latched:
+            if not rtcp_accept(addr, self._latch, self._rtcp_signalled):
+                session._dropped += 1
+                return
+            self._rtcp_latched = addr
+        self._rtcp_in += 1
+        other = self._peer
+        dest = other._rtcp_target()
+        # RFC 5761 §4: a multiplexing phone gets its RTCP from the RTP port too.
+        transport = other._rtp if other._rtcp_muxed() else other._rtcp
+        if dest is None or transport is None:
+            return
+        out = other._srtp_out
+        if out is not None:
+            data = out.protect_rtcp(data)
+        transport.sendto(data, dest)
+        other._rtcp_out += 1
+
+    def _rtcp_muxed(self) -> bool:
+        """RTCP shares the RTP port (RFC 5761): the SDP gave one address for both."""
+        return self._rtcp_signalled is not None and self._rtcp_signalled == self._latch.signalled
+
     def _rtcp_target(self) -> Address | None:
-        latched = self._latch.latched
-        if self._latch.signalled is None:
+        signalled = self._latch.signalled
+        if signalled is None:
             return None
         if self._rtcp_latched is not None:
             return self._rtcp_latched
-        if (
-            latched is not None
-            and self._rtcp_signalled is not None
-            and latched != self._latch.signalled
-        ):
-            # RTP latched to a NAT mapping: guess RTCP's mapping as the next port.
-            return (latched[0], latched[1] + 1)
+        latched = self._latch.latched
+        if latched is not None and latched != signalled:
+            # RTP latched to a NAT mapping: RTCP's is the same one with rtcp-mux,
+            # else a guess, the next port.
+            return latched if self._rtcp_muxed() else (latched[0], latched[1] + 1)
         return self._rtcp_signalled
 
     def _watched(self) -> bool:

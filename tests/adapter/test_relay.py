@@ -3,7 +3,9 @@
 Fake phones are asyncio datagram endpoints. They send G.711 μ-law frames of a
 sine through a relay session; the far phone decodes what arrives and
 ``tone.dominant_frequency`` says which tone crossed. No sleep synchronises
-anything: tests await packets (or a counter) with a timeout.
+anything: tests await packets with a timeout, or the relay's tap (``accepted``);
+a packet the relay should drop is followed by one it relays, whose arrival
+proves the first was handled (one socket to one socket keeps the order).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from media.g711 import ulaw_decode, ulaw_encode
 from media.latching import LatchConfig
 from media.player import Player
 from media.ports import PortAllocator
-from media.relay import MediaRelay, RelaySession, SrtpKeys, SrtpKeysError
+from media.relay import MediaRelay, RelayLeg, RelaySession, SrtpKeys, SrtpKeysError
 from media.rtp import RtpPacket, pack_header, peek_header
 from media.tone import dominant_frequency, sine
 
@@ -98,14 +100,23 @@ class Phone(asyncio.DatagramProtocol):
         return out
 
 
-async def until(condition: Callable[[], bool]) -> None:
-    """Wait (polling the loop) until ``condition()``; fail after ``TIMEOUT``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + TIMEOUT
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.002)
+def accepted(leg: RelayLeg, n: int) -> asyncio.Future[None]:
+    """Done when the relay has accepted ``n`` RTP packets from ``leg``'s phone.
+
+    Counted by the leg's tap, which runs as the relay takes a packet in, before
+    it relays it: call this before sending, await it with a timeout.
+    """
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    count = 0
+
+    def tap(_packet: bytes) -> None:
+        nonlocal count
+        count += 1
+        if count == n:
+            done.set_result(None)
+
+    leg.on_rtp(tap)
+    return done
 
 
 @pytest.fixture
@@ -195,12 +206,15 @@ async def test_latches_to_the_nat_source_and_ignores_injection(
 async def test_hold_sends_nothing_then_resume(relay: MediaRelay, phones: Callable[[], Any]) -> None:
     session, a, b = await bridged(relay, phones)
     session.b.set_remote(None)  # B's re-INVITE with c=0.0.0.0
+    taken = accepted(session.a, 5)
     a.send_rtp(tone_frames(1000, 5), session.a.rtp_port, ssrc=0xA)
-    await until(lambda: session.stats()["a_packets_in"] == 5)
+    await asyncio.wait_for(taken, TIMEOUT)
     session.b.set_remote(("0.0.0.0", b.address[1]))
+    taken = accepted(session.a, 5)
     a.send_rtp(tone_frames(1000, 5), session.a.rtp_port, ssrc=0xA)
-    await until(lambda: session.stats()["a_packets_in"] == 10)
+    await asyncio.wait_for(taken, TIMEOUT)
     assert b.pending() == []
+    assert session.stats()["a_packets_in"] == 10
     assert session.stats()["b_packets_out"] == 0
     session.b.set_remote(b.address)  # resume
     a.send_rtp(tone_frames(1000, 25), session.a.rtp_port, ssrc=0xA)
@@ -213,11 +227,13 @@ async def test_direction_sendonly_and_inactive(
     session, a, b = await bridged(relay, phones)
     session.a.set_direction(sends=True, receives=False)  # A holds with a=sendonly (MOH)
     session.b.set_direction(sends=False, receives=True)
+    taken = accepted(session.b, 5)
     b.send_rtp(tone_frames(2000, 5), session.b.rtp_port, ssrc=0xB)
     a.send_rtp(tone_frames(440, 25), session.a.rtp_port, ssrc=0xA)
     assert heard(await b.recv(25)) == 440.0
-    await until(lambda: session.stats()["b_packets_in"] == 5)
+    await asyncio.wait_for(taken, TIMEOUT)
     assert a.pending() == []
+    assert session.stats()["a_packets_out"] == 0
 
 
 @pytest.mark.parametrize("suite", ["AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32"])
@@ -255,7 +271,9 @@ async def test_srtp_on_leg_a_only(relay: MediaRelay, phones: Callable[[], Any], 
     rtcp_a.send(a_tx.protect_rtcp(report), session.a.rtcp_port)
     assert await rtcp_b.recv(1) == [report]
     a.send(pack_header(0, 5000, 0, 0xA, False) + bytes(FRAME + 10), session.a.rtp_port)
-    await until(lambda: session.stats()["srtp_errors"] == 1)
+    after = a.send_rtp(tone_frames(1000, 1), session.a.rtp_port, ssrc=0xA, protect=a_tx.protect)
+    assert await b.recv(1) == after
+    assert session.stats()["srtp_errors"] == 1
 
 
 def test_srtp_keys_are_checked() -> None:
@@ -361,11 +379,64 @@ async def test_rtcp_relayed_both_ways(relay: MediaRelay, phones: Callable[[], An
     b_rtcp.send(rr_b, session.b.rtcp_port)
     assert await b_rtcp.recv(1) == [rr_a]
     assert await a_rtcp.recv(1) == [rr_b]
-    # Not RTCP on the RTCP port: dropped.
+    # Not RTCP on the RTCP port: dropped (the report behind it crosses alone).
     a_rtcp.send(b"\x80\x00" + bytes(20), session.a.rtcp_port)
-    await until(lambda: session.stats()["dropped"] == 1)
+    a_rtcp.send(rr_a, session.a.rtcp_port)
+    assert await b_rtcp.recv(1) == [rr_a]
     stats = session.stats()
-    assert (stats["a_rtcp_in"], stats["b_rtcp_out"]) == (1, 1)
+    assert stats["dropped"] == 1
+    assert (stats["a_rtcp_in"], stats["b_rtcp_out"]) == (2, 2)
+    assert (stats["b_rtcp_in"], stats["a_rtcp_out"]) == (1, 1)
+
+
+def _clear(data: bytes) -> bytes:
+    return data
+
+
+@pytest.mark.parametrize("srtp", [False, True], ids=["rtp", "srtp"])
+async def test_rtcp_mux_on_one_leg(
+    relay: MediaRelay, phones: Callable[[], Any], srtp: bool
+) -> None:
+    """RFC 5761: A multiplexes RTCP on its RTP port (SDP rtcp = rtp) behind a NAT; B does not."""
+    session = await relay.open_session("mux")
+    private, a, b, b_rtcp = [await phones() for _ in range(4)]
+    session.a.set_remote(private.address, private.address)  # A's SDP: one address for both
+    session.b.set_remote(b.address, b_rtcp.address)
+    protect: Callable[[bytes], bytes] = _clear
+    protect_rtcp: Callable[[bytes], bytes] = _clear
+    unprotect_rtcp: Callable[[bytes], bytes] = _clear
+    if srtp:
+        phone_key, relay_key = bytes(range(30)), bytes(range(100, 130))
+        suite = "AES_CM_128_HMAC_SHA1_80"
+        session.a.set_srtp(SrtpKeys(suite, phone_key), SrtpKeys(suite, relay_key))
+        profile = pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80
+        a_tx = pylibsrtp.Session(
+            pylibsrtp.Policy(phone_key, pylibsrtp.Policy.SSRC_ANY_OUTBOUND, srtp_profile=profile)
+        )
+        a_rx = pylibsrtp.Session(
+            pylibsrtp.Policy(relay_key, pylibsrtp.Policy.SSRC_ANY_INBOUND, srtp_profile=profile)
+        )
+        protect, protect_rtcp, unprotect_rtcp = a_tx.protect, a_tx.protect_rtcp, a_rx.unprotect_rtcp
+    rr_a = bytes([0x81, 201, 0, 7]) + (0xA).to_bytes(4, "big") + bytes(24)
+    rr_b = bytes([0x81, 201, 0, 7]) + (0xB).to_bytes(4, "big") + bytes(24)
+    # A speaks from its NAT mapping: probation drops 2 packets, the 3rd latches.
+    sent = a.send_rtp(tone_frames(1000, 5), session.a.rtp_port, ssrc=0xA, protect=protect)
+    assert await b.recv(3) == sent[2:]
+    # B's RTCP reaches A's one port (the latched mapping, not port + 1), from the
+    # relay port A sends to.
+    b_rtcp.send(rr_b, session.b.rtcp_port)
+    data, source = await asyncio.wait_for(a.queue.get(), TIMEOUT)
+    assert source == ("127.0.0.1", session.a.rtp_port)
+    assert unprotect_rtcp(data) == rr_b
+    # A's RTCP on the RTP port is told apart and leaves on B's RTCP port.
+    a.send(protect_rtcp(rr_a), session.a.rtp_port)
+    assert await b_rtcp.recv(1) == [rr_a]
+    assert b.pending() == []
+    assert private.pending() == []
+    stats = session.stats()
+    assert (stats["a_packets_in"], stats["a_rtcp_in"], stats["b_rtcp_out"]) == (3, 1, 1)
+    assert (stats["b_rtcp_in"], stats["a_rtcp_out"]) == (1, 1)
+    assert (stats["dropped"], stats["srtp_errors"]) == (2, 0)
 
 
 def _open_sockets() -> int:

@@ -85,6 +85,7 @@ class Latch:
         "latched",
         "latches",
         "signalled",
+        "target",
     )
 
     def __init__(self, config: LatchConfig | None = None) -> None:
@@ -97,15 +98,11 @@ class Latch:
         """When the latched source last sent (the shell updates it on its fast path)."""
         self.latches = 0
         """How many times this leg latched (1 normally; more after re-latching)."""
+        self.target: Address | None = None
+        """Where media for this leg goes: None on hold. Kept up to date by ``signal``
+        and latching rather than computed: the shell reads it for every packet."""
         self._remembered: Address | None = None  # the last SDP address, kept across hold
         self._candidates: dict[Address, _Candidate] = {}
-
-    @property
-    def target(self) -> Address | None:
-        """Where media for this leg goes: None on hold."""
-        if self.signalled is None:
-            return None
-        return self.latched or self.signalled
 
     def signal(self, address: Address | None) -> None:
         """The leg's SDP named ``address`` (None or ``0.0.0.0`` = hold)."""
@@ -113,12 +110,13 @@ class Latch:
             address = None
         if address is None:
             self.signalled = None
-            return
-        if self._remembered is not None and address != self._remembered:
-            # The media moved: what we learnt about the old source is void.
-            self.latched = None
-            self._candidates.clear()
-        self.signalled = self._remembered = address
+        else:
+            if self._remembered is not None and address != self._remembered:
+                # The media moved: what we learnt about the old source is void.
+                self.latched = None
+                self._candidates.clear()
+            self.signalled = self._remembered = address
+        self._retarget()
 
     def accept(self, source: Address, ssrc: int, sequence: int, now: float) -> bool:
         """Whether a valid RTP packet from ``source`` is the leg's media (relay it).
@@ -157,6 +155,11 @@ class Latch:
         self.last_seen = now
         self.latches += 1
         self._candidates.clear()
+        self._retarget()
+
+    def _retarget(self) -> None:
+        # ``signalled`` and ``latched`` change only in ``signal`` and ``_latch``.
+        self.target = None if self.signalled is None else self.latched or self.signalled
 
 
 def rtcp_accept(source: Address, rtp: Latch, rtcp_signalled: Address | None) -> bool:

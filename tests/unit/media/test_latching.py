@@ -115,6 +115,17 @@ def test_hold_sends_nothing_and_resume_keeps_the_latch(hold: tuple[str, int] | N
     assert latch.target == NAT
 
 
+def test_a_source_that_latches_on_hold_gets_nothing_until_resume() -> None:
+    latch = Latch(LatchConfig(packets=2))
+    latch.signal(SDP)
+    latch.signal(None)
+    assert _stream(latch, NAT, 2) == [False, True]
+    assert latch.latched == NAT
+    assert latch.target is None
+    latch.signal(SDP)
+    assert latch.target == NAT
+
+
 def test_config_bounds() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         LatchConfig(packets=0)

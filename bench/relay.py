@@ -566,8 +566,9 @@ def main() -> int:
     started = time.monotonic()
     results: dict[str, Any] = {"bench": "relay", "pps_per_call": PPS_PER_CALL}
     peers = ["aiguilleur", "forwarder"]
-    rtpengine = shutil.which("rtpengine") and not args.skip_rtpengine
-    if rtpengine:
+    if args.skip_rtpengine:
+        results["rtpengine"] = "skipped (--skip-rtpengine)"
+    elif shutil.which("rtpengine"):
         peers.append("rtpengine")
     else:
         results["rtpengine"] = "not installed (apt-get install rtpengine-daemon)"

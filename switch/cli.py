@@ -28,6 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default=None, choices=LOG_LEVELS, help="default: switch.yaml, else info"
     )
     run.add_argument("--data-dir", metavar="DIR", help="override the data directory")
+    run.add_argument(
+        "--clock",
+        metavar="ISO-8601",
+        help="test hook: start the switch's wall clock at this instant (with its offset, "
+        "e.g. 2026-05-14T10:00:00+02:00); it then advances normally",
+    )
 
     check = sub.add_parser("check", help="validate a configuration directory (exit 1 on errors)")
     check.add_argument("config", metavar="DIR")
@@ -71,6 +77,35 @@ def build_parser() -> argparse.ArgumentParser:
     cdr.add_argument("--since", default=None, metavar="ISO-8601", help="calls started from")
     cdr.add_argument("--format", default="jsonl", choices=("csv", "jsonl"))
 
+    plan = sub.add_parser(
+        "plan", help="switch a number's plan de secours on or off in the running switch"
+    )
+    plan_sub = plan.add_subparsers(dest="plan_command", required=True, metavar="ACTION")
+    activate = plan_sub.add_parser("activate", help="switch NUMBER to its backup plan PLAN now")
+    activate.add_argument("number", metavar="NUMBER")
+    activate.add_argument("plan", metavar="PLAN")
+    deactivate = plan_sub.add_parser("deactivate", help="give NUMBER its normal routing back")
+    deactivate.add_argument("number", metavar="NUMBER")
+    plan_list = plan_sub.add_parser("list", help="the plans de secours in force")
+    plan_list.add_argument("--json", action="store_true", help="machine-readable output")
+    for action in (activate, deactivate):
+        action.add_argument("--by", default=None, metavar="WHO", help="default: the OS user")
+    reload = sub.add_parser("reload", help="reload the running switch's routing programs")
+    reload.add_argument("--by", default=None, metavar="WHO", help="default: the OS user")
+    for admin_command in (activate, deactivate, plan_list, reload):
+        admin_command.add_argument(
+            "--config",
+            default="config/example",
+            metavar="DIR",
+            help="where switch.yaml says the admin API listens (default: config/example)",
+        )
+        admin_command.add_argument(
+            "--admin",
+            default=None,
+            metavar="URL",
+            help="the admin API, e.g. http://127.0.0.1:8080 (default: from switch.yaml)",
+        )
+
     schema = sub.add_parser("routing-schema", help="write the JSON Schema of routing programs")
     schema.add_argument("--output", "-o", default=None, metavar="FILE", help="default: stdout")
     return parser
@@ -98,6 +133,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from switch.cdr import cdr_command
 
         return cdr_command(args)
+    if args.command in ("plan", "reload"):
+        from switch import admin
+
+        return admin.plan_command(args) if args.command == "plan" else admin.reload_command(args)
     if args.command in ("explain", "routing-schema"):
         from switch import cli_routing
 

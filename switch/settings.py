@@ -163,6 +163,20 @@ class HttpListen(_Model):
         return _check_address(value)
 
 
+class AdminSettings(HttpListen):
+    """The admin HTTP API: Prometheus metrics, routing reload, plans de secours
+    (see docs/operations.md).
+
+    Reads (``GET /metrics``) are open to whoever reaches ``host:port``, which is
+    loopback by default. Requests that change routing are accepted from loopback
+    peers only, unless ``token`` is set: then every peer must send
+    ``Authorization: Bearer <token>``. The token lives in this file: keep the
+    file readable by the switch's user only, or leave the API on loopback.
+    """
+
+    token: Annotated[str, Field(min_length=16, max_length=256, pattern=r"^[!-~]+$")] | None = None
+
+
 DigestAlgorithm = Literal["SHA-256", "MD5"]
 # MD5 first: SIPp 3.6.1 answers only the first WWW-Authenticate and refuses
 # anything but MD5 ("createAuthHeader: authentication must use MD5"), and so do
@@ -329,8 +343,7 @@ class Settings(_Model):
     trunks: list[TrunkSettings] = Field(default_factory=list)
     data_dir: Path | None = None
     log_level: LogLevel = "info"
-    # Reserved for the admin API and Prometheus metrics (a later issue).
-    admin: HttpListen = HttpListen()
+    admin: AdminSettings = AdminSettings()
 
     # Set by load_settings: the directory the file was read from.
     _config_dir: Path = PrivateAttr(default_factory=Path.cwd)

@@ -48,11 +48,11 @@ def test_port_in_use_exits_1(switch_process: SwitchProcess, tmp_path: Path) -> N
     assert "listen.failed" in result.stderr
 
 
-def test_sighup_is_reserved_and_does_not_stop(switch_process: SwitchProcess) -> None:
+def test_sighup_reloads_routing_and_does_not_stop(switch_process: SwitchProcess) -> None:
     assert switch_process.proc is not None
     switch_process.proc.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + 5
-    while "reload.unsupported" not in switch_process.log():
+    while "routing.reloaded" not in switch_process.log():
         assert time.monotonic() < deadline, switch_process.log()
         time.sleep(0.02)
     answer = udp_exchange(options(), switch_process.sip_port)

@@ -8,7 +8,15 @@ Reads the settings, chooses the event loop (uvloop when installed, in
   layer still has work (retransmissions, timers), for at most ``GRACE`` seconds.
   Then every socket is closed and the process exits 0.
 - The same signal a second time: skip the wait, close now.
-- SIGHUP: reserved for reloading the configuration (logged, nothing else yet).
+- SIGHUP: reload the routing programs (``DIR/routing/*.yaml``), exactly as
+  ``POST /reload`` on the admin API does. Files with errors are refused, every
+  error logged as ``file:line:col: ...``, and the running programs stay.
+
+Routing programs load at start (an error stops the start, like directory
+errors); plans de secours switched on through the admin API are kept in
+``DATA_DIR/plans.sqlite3`` and applied again to every library installed. The
+admin HTTP API (``switch.admin``: metrics, reload, plans) starts once the SIP
+listeners are bound and stops after them.
 
 With systemd (``Type=notify``), READY=1 is sent once every listener is bound
 and STOPPING=1 when the stop begins.
@@ -24,20 +32,31 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import ssl
 import sys
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from ivr.announcements import Announcements
 from media.ports import PortAllocator
 from media.relay import MediaRelay
+from routing.loader import LibraryHolder, load_library
 from routing.source import ConfigErrors
 from switch import __version__
+from switch.admin import AdminServer, Reloaded, admin_url
 from switch.b2bua import B2bua
 from switch.cdr import CdrStore, cdr_db_path
+from switch.cursors import CursorStore, cursors_db_path
 from switch.directory import DIRECTORY_FILE, Directory, load_directory, rewrite_clear_passwords
 from switch.location import AsyncStore, LocationStoreError, SqliteLocationStore, location_db_path
 from switch.log import LEVELS, configure_logging
+from switch.metrics import CONTENT_TYPE, Metrics
+from switch.plans import BackupPlans, PlanChange, PlanError, PlanStore, plans_db_path
+from switch.registrar import live_bindings
 from switch.registrar_service import BanGate, RegistrarService, StackPort, load_nonce_secret
 from switch.settings import Settings, load_settings
 from switch.sip.core import DEFAULT_ALLOW, Capabilities, StatelessCore
@@ -53,6 +72,7 @@ log = logging.getLogger("switch.app")
 # In-dialog and call-setup methods the B2BUA handles (besides ACK, CANCEL).
 CALL_METHODS = ("INVITE", "BYE", "UPDATE", "PRACK", "INFO", "REFER", "NOTIFY")
 GRACE = 5.0  # seconds the first stop signal leaves to running transactions
+ROUTING_DIR = "routing"  # in the configuration directory
 
 
 def loop_factory(name: str = "auto") -> Callable[[], asyncio.AbstractEventLoop]:
@@ -116,19 +136,51 @@ def load_company_directory(config_dir: Path) -> Directory:
     return directory
 
 
-class Server:
-    """One running switch: build, serve until told to stop, stop in two steps."""
+def injected_clock(at: datetime) -> Callable[[], float]:
+    """A wall clock that reads ``at`` now and then advances with real time.
 
-    def __init__(self, settings: Settings, data_dir: Path, *, grace: float = GRACE) -> None:
+    A test hook (``aiguilleur run --clock``): calendars and CDRs of a test
+    switch see the instant the test chose. Monotonic time drives it, so it
+    moves at the real pace and never jumps.
+    """
+    if at.tzinfo is None:
+        raise ValueError("the clock needs a time zone offset, e.g. 2026-05-14T10:00:00+02:00")
+    base, start = at.timestamp(), time.monotonic()
+    return lambda: base + (time.monotonic() - start)
+
+
+class Server:
+    """One running switch: build, serve until told to stop, stop in two steps.
+
+    ``wall`` is the switch's wall clock for call handling (routing calendars,
+    CDR times): ``time.time`` except under test (:func:`injected_clock`). It
+    is also the admin API's backend (``switch.admin.Backend``).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        data_dir: Path,
+        *,
+        grace: float = GRACE,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self.settings = settings
         self.data_dir = data_dir
         self.grace = grace
+        self.wall = wall
         self.should_exit = asyncio.Event()
         self.force_exit = asyncio.Event()
         self.ready = asyncio.Event()
         self.stack: Stack | None = None
         self.registrar: RegistrarService | None = None
         self.b2bua: B2bua | None = None
+        self.metrics = Metrics()
+        self.routing: LibraryHolder | None = None
+        self.plans: BackupPlans | None = None
+        self.admin: AdminServer | None = None
+        self._reload_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     def handle_exit(self, signum: int) -> None:
         if self.should_exit.is_set():
@@ -138,8 +190,124 @@ class Server:
             log.info("stop.requested", extra={"signal": signal.Signals(signum).name})
             self.should_exit.set()
 
-    def handle_reload(self) -> None:
-        log.warning("reload.unsupported", extra={"detail": "SIGHUP is reserved for reload"})
+    def handle_reload(self) -> asyncio.Task[Reloaded]:
+        """SIGHUP: :meth:`reload` in a task (signal handlers cannot await)."""
+        task = asyncio.get_running_loop().create_task(self.reload("SIGHUP"))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _announcements(self) -> Announcements | None:
+        """The messages of the loaded routing, decoded once now (not on a call's path);
+        an undecodable file is logged and the call that needs it is told so."""
+        if self.routing is None:
+            return None
+        announcements = Announcements.from_library(self.routing.current)
+        for error in announcements.preload():
+            log.error("message.unreadable", extra={"error": str(error)})
+        return announcements
+
+    @property
+    def routing_dir(self) -> Path:
+        return self.settings.config_dir / ROUTING_DIR
+
+    async def reload(self, by: str) -> Reloaded:
+        """Load the routing files again; install them only if they have no error.
+
+        Loading runs in a thread: a large library takes a while to validate and
+        the SIP stack keeps serving meanwhile. Reloads run one at a time. Active
+        calls keep the library they started with.
+        """
+        async with self._reload_lock:
+            holder, plans = self.routing, self.plans
+            if holder is None or plans is None:
+                errors = [
+                    f"{self.routing_dir}: no routing programs were loaded at start; "
+                    "restart the switch to load them"
+                ]
+            else:
+                try:
+                    library = await asyncio.to_thread(load_library, self.routing_dir)
+                except ConfigErrors as exc:
+                    errors = [str(error) for error in exc.errors]
+                else:
+                    holder.swap(plans.apply(library))
+                    self.metrics.reloaded(True)
+                    if self.b2bua is not None:
+                        # New or changed message files: decoded now, off the event
+                        # loop, rather than by the first call that plays them.
+                        messages = self.b2bua.announcements_for(holder.current)
+                        if messages is not None:
+                            for failed in await asyncio.to_thread(messages.preload):
+                                log.error("message.unreadable", extra={"error": str(failed)})
+                    log.info(
+                        "routing.reloaded",
+                        extra={"by": by, "numbers": len(library.numbers), "digest": library.digest},
+                    )
+                    return Reloaded([], len(library.numbers))
+            self.metrics.reloaded(False)
+            log.error("routing.reload_refused", extra={"by": by, "errors": len(errors)})
+            for error in errors:
+                log.error("routing.invalid", extra={"error": error})
+            return Reloaded(errors)
+
+    # -- the admin API's backend (switch.admin.Backend) --------------------------------------
+    def render_metrics(self) -> tuple[bytes, str]:
+        return self.metrics.render(), CONTENT_TYPE
+
+    def activate_plan(self, number: str, plan: str, by: str) -> PlanChange:
+        return self._backup_plans().activate(number, plan, by)
+
+    def deactivate_plan(self, number: str, by: str) -> PlanChange:
+        return self._backup_plans().deactivate(number, by)
+
+    def active_plans(self) -> list[dict[str, str | None]]:
+        return self._backup_plans().listing()
+
+    def health(self) -> dict[str, Any]:
+        library = self.routing.current if self.routing is not None else None
+        return {
+            "version": __version__,
+            "ready": self.ready.is_set(),
+            "stopping": self.should_exit.is_set(),
+            # The wall time calls see (shows an injected --clock at work).
+            "wall_time": datetime.fromtimestamp(self.wall(), UTC).isoformat(),
+            "routing": None
+            if library is None
+            else {"numbers": len(library.numbers), "digest": library.digest},
+        }
+
+    def _backup_plans(self) -> BackupPlans:
+        if self.plans is None:
+            raise PlanError("the switch is not started")
+        return self.plans
+
+    def _load_routing(self, plans: PlanStore) -> bool:
+        """Routing programs and stored plans at start; False (logged) on errors."""
+        routing_dir = self.routing_dir
+        if not routing_dir.is_dir():
+            log.info("routing.none", extra={"dir": str(routing_dir)})
+            self.plans = BackupPlans(plans, None, wall=time.time)
+            return True
+        try:
+            library = load_library(routing_dir)
+        except ConfigErrors as exc:
+            for error in exc.errors:
+                log.error("routing.invalid", extra={"error": str(error)})
+            return False
+        self.routing = holder = LibraryHolder(library)
+        self.plans = backup = BackupPlans(plans, holder, wall=time.time)
+        holder.swap(backup.apply(library))
+        self.metrics.library_installed(time.time())
+        log.info(
+            "routing.loaded",
+            extra={
+                "numbers": len(library.numbers),
+                "digest": library.digest,
+                "plans": ",".join(f"{p.number}={p.plan}" for p in plans.active()) or "none",
+            },
+        )
+        return True
 
     async def serve(self) -> int:
         loop = asyncio.get_running_loop()
@@ -168,6 +336,16 @@ class Server:
             except (LocationStoreError, OSError) as exc:
                 log.error("registrar.store_failed", extra={"error": str(exc)})
                 return 1
+            try:
+                plan_store = PlanStore(plans_db_path(self.data_dir))
+            except sqlite3.Error as exc:
+                log.error("plans.store_failed", extra={"error": str(exc)})
+                sync_store.close()
+                return 1
+            if not self._load_routing(plan_store):
+                plan_store.close()
+                sync_store.close()
+                return 1
             timers = sip.timers
             layer = TransactionLayer(
                 config=TimerConfig(t1=timers.t1, t2=timers.t2, t4=timers.t4),
@@ -188,6 +366,7 @@ class Server:
                 server_ssl=server_ssl,
                 client_ssl=client_ssl,
             )
+            stack.observer = self.metrics  # SIP message counters
             self.registrar = registrar = RegistrarService(
                 StackPort(stack),
                 stack.core,
@@ -200,6 +379,9 @@ class Server:
             )
             # Silent bans: a gate in front of the stack drops what banned sources send.
             registrar.gate = BanGate(stack, registrar.admission, loop.time)
+            self.metrics.set_registrations(
+                lambda: len(live_bindings(sync_store.all(), registrar.wall()))
+            )
             stack.transport.user = registrar.gate
             stack.transport.on_connection_lost = registrar.connection_lost
             media = self.settings.media
@@ -209,6 +391,7 @@ class Server:
                 rtp_timeout=media.rtp_timeout,
             )
             cdr = CdrStore(cdr_db_path(self.data_dir))
+            cursors = CursorStore(cursors_db_path(self.data_dir))
             self.b2bua = b2bua = B2bua(
                 stack,
                 registrar=registrar,
@@ -221,6 +404,11 @@ class Server:
                 cdr=cdr,
                 fallback=stack.on_event,  # the stack's own: 480 to any request left
                 trunks=Trunks.from_settings(self.settings.trunks),
+                wall=self.wall,
+                routing=self.routing,
+                metrics=self.metrics,
+                cursors=cursors,
+                announcements=self._announcements(),
             )
             # Events: stack -> registrar (REGISTER) -> B2BUA (calls) -> stack's default.
             registrar.fallback = b2bua.handle_event
@@ -231,12 +419,43 @@ class Server:
                 )
             except OSError as exc:
                 log.error("listen.failed", extra={"error": str(exc)})
+                plan_store.close()
                 sync_store.close()
                 return 1
             await registrar.start()
+            admin_settings = self.settings.admin
+            self.admin = admin = AdminServer(
+                self,
+                host=admin_settings.host,
+                port=admin_settings.port,
+                token=admin_settings.token,
+            )
+            try:
+                await admin.start()
+            except OSError as exc:
+                log.error(
+                    "admin.listen_failed",
+                    extra={
+                        "address": f"{admin_settings.host}:{admin_settings.port}",
+                        "error": str(exc),
+                    },
+                )
+                await b2bua.close()
+                await stack.close()
+                await relay.close()
+                await registrar.close()
+                cdr.close()
+                plan_store.close()
+                sync_store.close()
+                return 1
             log.info(
                 "ready",
-                extra={"version": __version__, "domain": sip.domain, "pid": os.getpid()},
+                extra={
+                    "version": __version__,
+                    "domain": sip.domain,
+                    "pid": os.getpid(),
+                    "admin": admin_url(admin.host, admin.port),
+                },
             )
             _sd_notify("READY=1")
             self.ready.set()
@@ -247,9 +466,15 @@ class Server:
             await b2bua.drain(self.settings.calls.drain_grace, self.force_exit)
             await b2bua.close()  # BYE/CANCEL every call; the stop below lets them finish
             await self._stop(stack)
+            await admin.close()
             await relay.close()
             await registrar.close()
+            for task in list(self._tasks):  # a SIGHUP reload in flight: its answer is moot
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
             cdr.close()
+            cursors.close()
+            plan_store.close()
             sync_store.close()
             log.info("stopped")
             return 0
@@ -279,20 +504,33 @@ class Server:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """``aiguilleur run --config DIR [--log-level L] [--data-dir D]``; the exit status."""
+    """``aiguilleur run --config DIR [--log-level L] [--data-dir D] [--clock T]``: exit status."""
     try:
         settings = load_settings(Path(args.config))
     except ConfigErrors as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)
         return 1
+    wall: Callable[[], float] = time.time
+    clock = getattr(args, "clock", None)
+    if clock is not None:
+        try:
+            wall = injected_clock(datetime.fromisoformat(clock))
+        except ValueError as exc:
+            print(f"--clock {clock}: {exc}", file=sys.stderr)
+            return 1
     level = getattr(args, "log_level", None) or settings.log_level
     configure_logging(level if level in LEVELS else "info")
+    if clock is not None:
+        log.warning(
+            "clock.injected",
+            extra={"at": clock, "detail": "test hook: calls see this wall time, advancing"},
+        )
     data_dir = settings.data_path(Path(args.data_dir) if getattr(args, "data_dir", None) else None)
     data_dir.mkdir(parents=True, exist_ok=True)
 
     async def main() -> int:
-        return await Server(settings, data_dir).serve()
+        return await Server(settings, data_dir, wall=wall).serve()
 
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         try:

@@ -14,7 +14,9 @@ For every out-of-dialog INVITE the transaction layer passes up
 5. The A leg (``InviteSession.uas``) and the ``Call`` are created at once, so
    that a CANCEL arriving during the lookups finds them; then, asynchronously:
 6. **Callee**: the Request-URI user as an extension of the caller's company,
-   else as a direct number (``404`` when neither); its line limit (``486``);
+   else a service number with a routing program (``switch.service`` runs it:
+   limiter, messages, GNR, overflow), else a direct number, else (lines only) a
+   number out through a trunk (``404`` when none applies); its line limit (``486``);
    its reachable bindings (``480`` when none); a relay session; one B leg per
    binding, sent to the binding's source (over its connection for TCP/TLS).
 
@@ -37,25 +39,33 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from media.relay import SrtpKeys, SrtpKeysError
+from routing.engine import DialTarget
+from routing.loader import Library, LibraryHolder
 from switch.call import (
     SRTP_KEY_MATERIAL,
     Call,
     CallEnded,
     CallState,
+    DialFailed,
+    DigitPressed,
     LegSend,
     Limits,
     MediaAnswered,
     MediaPlan,
     MediaUpdate,
     Target,
+    TargetAnswered,
 )
 from switch.cdr import CdrStore
+from switch.cursors import CursorStore
 from switch.directory import Directory, Line
+from switch.limiter import Limiter
 from switch.location import AsyncLocationStore
 from switch.registrar_service import RegistrarService
+from switch.service import Caller, ServiceCall
 from switch.settings import CallSettings, MediaSettings
 from switch.sip.endpoint import Endpoint
 from switch.sip.errors import ParseError
@@ -86,7 +96,13 @@ from switch.sip.uri import parse_uri
 from switch.stack import new_branch
 from switch.trunk import Outbound, Refusal, Trunk, Trunks
 
+if TYPE_CHECKING:
+    from ivr.announcements import Announcements
+    from switch.metrics import Metrics
+
 log = logging.getLogger(__name__)
+
+RECONCILE_EVERY = 60.0  # seconds between limiter reconciliations against live calls
 
 
 class RelayPort(Protocol):
@@ -106,6 +122,8 @@ class _Running:
     call_ids: set[str] = field(default_factory=set)
     keys: set[ClientKey] = field(default_factory=set)
     ended: bool = False
+    service: ServiceCall | None = None  # a call to a service number: its routing
+    target_lines: dict[str, str] = field(default_factory=dict)  # dialled label -> line key
 
 
 class B2bua:
@@ -126,6 +144,11 @@ class B2bua:
         fallback: Callable[[Event], None] | None = None,
         trunks: Trunks | None = None,
         wall: Callable[[], float] = time.time,
+        routing: LibraryHolder | None = None,
+        metrics: Metrics | None = None,
+        limiter: Limiter | None = None,
+        cursors: CursorStore | None = None,
+        announcements: Announcements | None = None,
     ) -> None:
         self.stack = stack
         self.registrar = registrar
@@ -152,6 +175,17 @@ class B2bua:
             rng=random.Random(os.urandom(16)),
         )
         self.closing = asyncio.Event()  # set: new INVITEs get 503 (drain, close)
+        self.routing = routing
+        self.metrics = metrics
+        self.limiter = limiter or Limiter()
+        self.cursors = cursors or CursorStore(None)
+        self.announcements = announcements
+        # The library ``announcements`` was built from (the one loaded at start).
+        self._announced: Library | None = (
+            routing.current if routing is not None and announcements is not None else None
+        )
+        self._rng = random.Random(os.urandom(16))
+        self._reconcile = self.loop.call_later(RECONCILE_EVERY, self._reconcile_limits)
 
     # -- lifecycle -------------------------------------------------------------------
     @property
@@ -173,10 +207,11 @@ class B2bua:
     async def close(self) -> None:
         """Hang up every call (BYE/CANCEL/480) and release the media."""
         self.closing.set()
+        self._reconcile.cancel()
         now = self.loop.time()
         for running in list({id(r): r for r in self._by_call_id.values()}.values()):
             running.call.hang_up("shutdown", now)
-            self._execute(running)
+            self.execute(running)
         for task in list(self._tasks):
             task.cancel()
 
@@ -190,7 +225,7 @@ class B2bua:
                     self._by_key.pop(event.key, None)
                 return
             if running.call.handle(event, self.loop.time()):
-                self._execute(running)
+                self.execute(running)
                 return
         if (
             isinstance(event, RequestReceived)
@@ -299,10 +334,10 @@ class B2bua:
         self.active[line] += 1
         self._index(running, leg.call_id)
         self.stats["calls"] += 1
-        self._execute(running)
+        self.execute(running)
         if leg.terminated:
             call.reject(500, now)
-            self._execute(running)
+            self.execute(running)
             return None
         return running
 
@@ -318,18 +353,19 @@ class B2bua:
         """Find the callee and dial it; ``caller`` None: a trunk's call (``from_`` set)."""
         call = running.call
         try:
-            found = (
-                self.directory.line_for(called, domain) if caller is not None else None
-            ) or self.directory.line_by_direct_number(called)
+            found = self.directory.line_for(called, domain) if caller is not None else None
+            if found is None and await self._service(running, called, domain, caller):
+                return
+            found = found or self.directory.line_by_direct_number(called)
             if found is None and caller is not None:
                 await self._dial_out(running, caller, called)
                 return
             if found is None:
-                self._reject(running, 404, "not-found")
+                self.reject(running, 404, "not-found")
                 return
             callee = found[1]
             if self.active[callee.key] >= callee.max_calls:
-                self._reject(running, 486, "line-limit")
+                self.reject(running, 486, "line-limit")
                 return
             bindings = await self.store.lookup(callee.aor)
             at = self.wall()
@@ -337,9 +373,9 @@ class B2bua:
             if call.state >= CallState.ENDING:
                 return
             if not bindings:
-                self._reject(running, 480, "unregistered")
+                self.reject(running, 480, "unregistered")
                 return
-            if not await self._open_media(running, callee.key):
+            if not await self.open_media(running, callee.key):
                 return
             if caller is not None:
                 name = caller.name.replace('"', "")
@@ -358,21 +394,120 @@ class B2bua:
                 for binding in bindings
             ]
             call.dial(targets, self.loop.time())
-            self._execute(running)
+            self.execute(running)
         except Exception:
             log.exception("call.setup_failed", extra={"call": call.id})
-            self._reject(running, 500, "internal-error")
+            self.reject(running, 500, "internal-error")
+
+    # -- service numbers (switch.service runs the routing) ------------------------------
+    async def _service(
+        self, running: _Running, called: str, domain: str, caller: Line | None
+    ) -> bool:
+        """Run the routing program of service number ``called``, if it is one."""
+        library = self.routing.current if self.routing is not None else None
+        entry = library.find_number(called) if library is not None else None
+        if library is None or entry is None:
+            return False
+        request = running.call.a.leg.invite
+        assert request is not None
+        privacy = (request.headers.get("Privacy") or "").lower()
+        display: str | None = None
+        if caller is not None:
+            user = caller.direct_number or caller.extension
+            display = caller.name
+        else:
+            user = running.call.caller
+            with contextlib.suppress(ParseError):
+                display = request.from_.display
+        service = ServiceCall(
+            self,
+            running,
+            library,
+            entry,
+            Caller(user, "id" in privacy.split(";"), display, entry.service.domain or domain),
+            rng=self._rng,
+        )
+        running.service = service
+        await service.run()
+        return True
+
+    def has_service(self, called: str) -> bool:
+        library = self.routing.current if self.routing is not None else None
+        return library is not None and library.find_number(called) is not None
+
+    async def service_targets(
+        self, running: _Running, target: DialTarget, from_: str
+    ) -> list[Target] | None:
+        """The B legs for one target of a routing ``Dial``: its line's registered
+        contacts, or a trunk for an outside number; None when its line is at its
+        call limit (busy), [] when unreachable."""
+        label = target.number
+        found = None
+        if target.domain is not None:
+            found = self.directory.line_for(target.number, target.domain)
+        if found is None:
+            found = self.directory.line_by_direct_number(target.number)
+        if found is None:
+            route = self.trunks.service_out(target.number, running.call.called)
+            if isinstance(route, Refusal):
+                return []
+            trunk = route.trunk
+            if trunk.max_calls is not None and self.active[trunk.key] >= trunk.max_calls:
+                return None
+            running.lines.append(trunk.key)
+            self.active[trunk.key] += 1
+            return [dataclasses.replace(self._trunk_target(route), label=label)]
+        callee = found[1]
+        if self.active[callee.key] >= callee.max_calls:
+            return None
+        bindings = await self.store.lookup(callee.aor)
+        at = self.wall()
+        bindings = [b for b in bindings if b.reachable and not b.expired(at)]
+        running.target_lines[label] = callee.key  # counted if it answers
+        return [
+            Target(
+                request_uri=parse_uri(binding.contact),
+                dest=binding.source,
+                config=self._config(binding.source),
+                from_=from_,
+                to=f"<sip:{callee.extension}@{callee.domain}>",
+                route=binding.path,
+                label=label,
+            )
+            for binding in bindings
+        ]
+
+    def announcements_for(self, library: Library) -> Announcements | None:
+        """The decoded messages of ``library`` (rebuilt, reusing what did not change,
+        when a reload brought another library)."""
+        if self.announcements is not None and self._announced is library:
+            return self.announcements
+        from ivr.announcements import Announcements
+
+        self.announcements = Announcements.from_library(library, self.announcements)
+        self._announced = library
+        return self.announcements
+
+    def _reconcile_limits(self) -> None:
+        """Free limiter slots held by calls that no longer exist (should never happen)."""
+        live = {r.call.id for r in self._by_call_id.values() if not r.ended}
+        for drift in self.limiter.reconcile(live):
+            log.warning("limiter.drift", extra={"key": drift.key, "call": drift.owner})
+        self._reconcile = self.loop.call_later(RECONCILE_EVERY, self._reconcile_limits)
 
     # -- trunks (switch.trunk decides; here only the execution) -------------------------
     def _new_trunk_call(
         self, event: RequestReceived, trunk: Trunk, presented: str, called: str, now: float
     ) -> None:
-        """A call from a trunk: not challenged, only to a direct number of ours."""
+        """A call from a trunk: not challenged, only to a direct or service number of ours."""
         request = event.request
-        found = self.trunks.inbound(called, self.directory.line_by_direct_number)
-        if isinstance(found, Refusal):
-            self._refuse(request, found.status)
-            return
+        domain = self.domain
+        if not self.has_service(called):
+            found = self.trunks.inbound(called, self.directory.line_by_direct_number)
+            if isinstance(found, Refusal):
+                self._refuse(request, found.status)
+                return
+            domain = found[0].domain
         if trunk.max_calls is not None and self.active[trunk.key] >= trunk.max_calls:
             self._refuse(request, 486)
             return
@@ -380,13 +515,8 @@ class B2bua:
         running = self._start(event, presented or trunk.key, called, line=trunk.key, now=now)
         if running is None:
             return
-        company = found[0]
         user = "".join(c for c in presented if c.isalnum() or c == "+") or "anonymous"
-        self._spawn(
-            self._setup(
-                running, company.domain, None, called, from_=f"<sip:{user}@{company.domain}>"
-            )
-        )
+        self._spawn(self._setup(running, domain, None, called, from_=f"<sip:{user}@{domain}>"))
 
     async def _dial_out(self, running: _Running, caller: Line, called: str) -> None:
         """An authenticated line calls a number that is none of ours: out via a trunk."""
@@ -394,19 +524,19 @@ class B2bua:
         company = self.directory.company_for_domain(caller.domain)
         route = self.trunks.outbound(called, caller, company)
         if isinstance(route, Refusal):
-            self._reject(running, route.status, route.cause, route.reason)
+            self.reject(running, route.status, route.cause, route.reason)
             return
         trunk = route.trunk
         if trunk.max_calls is not None and self.active[trunk.key] >= trunk.max_calls:
-            self._reject(running, 503, "trunk-limit")
+            self.reject(running, 503, "trunk-limit")
             return
-        if not await self._open_media(running, trunk.key):
+        if not await self.open_media(running, trunk.key):
             return
         call.dial([self._trunk_target(route)], self.loop.time())
         self.stats["trunk_out"] += 1
-        self._execute(running)
+        self.execute(running)
 
-    async def _open_media(self, running: _Running, line: str) -> bool:
+    async def open_media(self, running: _Running, line: str) -> bool:
         """Count the call against ``line`` (its callee's or trunk's), open its relay
         session and give the call the session's ports; False if the call has ended (a
         CANCEL may come before the setup task runs: ``_ended`` has released its lines)."""
@@ -444,15 +574,13 @@ class B2bua:
             label=f"{trunk.key}:{route.e164}",
         )
 
-    def _reject(
-        self, running: _Running, status: int, cause: str, reason: str | None = None
-    ) -> None:
+    def reject(self, running: _Running, status: int, cause: str, reason: str | None = None) -> None:
         running.call.reject(status, self.loop.time(), cause=cause, reason=reason)
-        self._execute(running)
+        self.execute(running)
 
     def _media_timeout(self, running: _Running, reason: str) -> None:
         running.call.media_timeout(reason, self.loop.time())
-        self._execute(running)
+        self.execute(running)
 
     def _config(self, peer: Endpoint) -> SessionConfig:
         """Contact and Via for a leg towards ``peer`` (the listener of its transport)."""
@@ -471,7 +599,7 @@ class B2bua:
         running.call_ids.add(call_id)
         self._by_call_id[call_id] = running
 
-    def _execute(self, running: _Running) -> None:
+    def execute(self, running: _Running) -> None:
         call = running.call
         for _ in range(100):
             commands = call.commands()
@@ -490,6 +618,14 @@ class B2bua:
                         running.session.set_answered(True)
                 elif isinstance(cmd, CallEnded):
                     self._ended(running, cmd)
+                elif isinstance(cmd, DialFailed | TargetAnswered | DigitPressed):
+                    if isinstance(cmd, TargetAnswered):
+                        line = running.target_lines.get(cmd.label)
+                        if line is not None and line not in running.lines:
+                            running.lines.append(line)
+                            self.active[line] += 1
+                    if running.service is not None:
+                        running.service.on_command(cmd)
         if call.finished:
             self._forget(running)
         else:
@@ -539,8 +675,11 @@ class B2bua:
             self.active[key] -= 1
             if self.active[key] <= 0:
                 del self.active[key]
+        self.limiter.release(running.call.id)
         if running.session is not None:
             running.session.close()
+        if running.service is not None:
+            running.service.on_ended(record.answered_at is not None, record.duration)
         self.stats[f"outcome_{record.outcome}"] += 1
         log.info(
             "call.ended",
@@ -577,7 +716,7 @@ class B2bua:
             running.call.handle_timer(self.loop.time())
         except Exception:
             log.exception("call.timer_failed", extra={"call": running.call.id})
-        self._execute(running)
+        self.execute(running)
 
     def _forget(self, running: _Running) -> None:
         if running.timer is not None:

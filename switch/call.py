@@ -47,8 +47,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from media.dtmf import DtmfError, parse_info
 from media.sdp import (
     SRTP_KEY_LENGTHS,
+    TELEPHONE_EVENT,
+    Codec,
     Crypto,
     Media,
     SdpError,
@@ -57,6 +60,7 @@ from media.sdp import (
     anchor,
     codecs,
     direction,
+    negotiate,
     select_crypto,
     strip_crypto,
 )
@@ -208,6 +212,8 @@ class CdrRecord:
     cause: str
     legs: tuple[LegRecord, ...]
     codecs: tuple[str, ...]
+    because: tuple[str, ...] = ()  # the routing trace, when routing ran
+    messages: tuple[str, ...] = ()  # the messages the caller heard, in order
 
     @property
     def duration(self) -> float:
@@ -225,7 +231,33 @@ class CallEnded:
     record: CdrRecord
 
 
-CallCommand = LegSend | MediaUpdate | MediaAnswered | CallEnded
+@dataclass(frozen=True, slots=True)
+class DialFailed:
+    """Routed calls: every B leg of the current ``dial`` failed (or rang out); the
+    caller is still there, waiting for what routing decides next."""
+
+    outcome: Outcome
+    cause: str  # the status ("486") or the cause without one ("ring-timeout")
+
+
+@dataclass(frozen=True, slots=True)
+class TargetAnswered:
+    """Routed calls: the B leg dialled for ``label`` answered (the call is connected)."""
+
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class DigitPressed:
+    """The caller sent a DTMF digit by SIP INFO while no B leg is connected (RFC 4733
+    digits arrive in the media, seen by the relay instead)."""
+
+    digit: str
+
+
+CallCommand = (
+    LegSend | MediaUpdate | MediaAnswered | CallEnded | DialFailed | TargetAnswered | DigitPressed
+)
 
 
 # --------------------------------------------------------------------- inputs
@@ -267,6 +299,23 @@ SRTP_SUITES = (
     "AEAD_AES_256_GCM",
 )
 SRTP_KEY_MATERIAL = max(SRTP_KEY_LENGTHS[suite] for suite in SRTP_SUITES)
+
+
+# What the switch can play itself (``ivr.announcements.CODECS``): when it answers the
+# caller (early media, a local answer), the caller's first offered one of these.
+PLAYABLE = (Codec("PCMU"), Codec("PCMA"), Codec("G722"))
+_PLAYABLE_KEYS = {codec.key for codec in PLAYABLE}
+
+
+@dataclass(frozen=True, slots=True)
+class LocalMedia:
+    """The caller's media once the switch has answered it itself (183 or 200 with our
+    SDP): the codec to play announcements in and the RFC 4733 payload type, if any.
+    From then on B legs are offered this codec only (no transcoding)."""
+
+    encoding: str  # "PCMU" | "PCMA" | "G722"
+    pt: int
+    dtmf_pt: int | None
 
 
 class CallState(enum.IntEnum):
@@ -345,6 +394,14 @@ class Call:
         self._late_offer: _Party | None = None  # B's 2xx offered; A's ACK answers
         self._commands: list[CallCommand] = []
         self._last_provisional = 0
+        # Routed calls (a routing program decides): a failed dial is reported
+        # (``DialFailed``) instead of ending the call, and the next ``dial`` may follow.
+        self.routed = False
+        self.because: list[str] = []  # the routing trace, for the CDR
+        self.messages: list[str] = []  # messages the caller heard, for the CDR
+        self._attempt: list[_Party] = []  # the B legs of the current dial
+        self._local: LocalMedia | None = None  # our own answer to A's offer, once given
+        self._early_sent = False
         sdp = a_leg.initial_sdp
         if sdp is not None:
             self._offer = self._parse(sdp)
@@ -364,6 +421,16 @@ class Call:
         return min(deadlines) if deadlines else None
 
     @property
+    def started(self) -> float:
+        """When the INVITE arrived (monotonic seconds, as ``now``)."""
+        return self._t0
+
+    @property
+    def local_media(self) -> LocalMedia | None:
+        """The caller's media when the switch answered it itself (``early_media``)."""
+        return self._local
+
+    @property
     def finished(self) -> bool:
         """Ended, and no leg has anything left to do: forget the call."""
         return self.state is CallState.ENDED and all(
@@ -372,19 +439,29 @@ class Call:
 
     # ------------------------------------------------------------------ inputs
 
-    def dial(self, targets: Sequence[Target], now: float) -> None:
-        """Start one B leg per target, in parallel (the first to answer wins)."""
+    def dial(
+        self, targets: Sequence[Target], now: float, *, ring_timeout: float | None = None
+    ) -> None:
+        """Start one B leg per target, in parallel (the first to answer wins), ringing
+        for ``ring_timeout`` seconds (default: ``limits.ring_timeout``)."""
         if self.state >= CallState.ENDING:
             return
         if not targets:
-            self.reject(480, now, cause="unregistered")
+            if self.routed:
+                self._commands.append(DialFailed(Outcome.UNREACHABLE, "unregistered"))
+            else:
+                self.reject(480, now, cause="unregistered")
             return
         if self.media is None:
             raise ValueError("dial needs the media plan (relay ports) first")
+        offer = self._offer
+        if offer is not None and self._local is not None:
+            offer = _only_formats(offer, self._local)
+        attempt = []
         for target in targets:
             sent = None
-            if self._offer is not None:
-                sent = self._anchor_sdp("b", self._offer, None, None)
+            if offer is not None:
+                sent = self._anchor_sdp("b", offer, None, None)
             leg = InviteSession.uac(
                 target.config,
                 self.ids,
@@ -396,9 +473,86 @@ class Call:
                 route=target.route,
             )
             label = target.label or str(target.request_uri)
-            self.b.append(_Party(leg, "b", target.dest, label=label, sent=sent))
-        self._ring_deadline = now + self.limits.ring_timeout
+            attempt.append(_Party(leg, "b", target.dest, label=label, sent=sent))
+        self.b.extend(attempt)
+        self._attempt = attempt
+        self._ring_deadline = now + (ring_timeout or self.limits.ring_timeout)
         self._drain()
+
+    def early_media(self, now: float) -> LocalMedia | None:
+        """Answer the caller's offer with the switch's own SDP in a ``183`` (early
+        media: an ATP, a message before release); None when impossible (no offer,
+        no playable codec, or the call is over)."""
+        if self.state >= CallState.ENDING:
+            return None
+        local = self._answer_offer()
+        if local is None:
+            return None
+        if not self._early_sent and self.state < CallState.CONNECTED:
+            assert self.a.sent is not None
+            try:
+                self.a.leg.respond(183, now=now, body=self.a.sent.serialize())
+            except SipError:
+                return None
+            self._early_sent = True
+            if self.state is CallState.TRYING:
+                self.state = CallState.RINGING
+            self._drain(now)
+        return local
+
+    def answer_locally(self, now: float) -> LocalMedia | None:
+        """Answer the caller with the switch's own SDP (``200``): a message after
+        answer, a menu, a star code. None when impossible (as ``early_media``)."""
+        if self.state >= CallState.ENDING:
+            return None
+        local = self._answer_offer()
+        if local is None or self.state is CallState.CONNECTED:
+            return local
+        assert self.a.sent is not None
+        try:
+            self.a.leg.respond(200, now=now, body=self.a.sent.serialize())
+        except SipError:
+            return None
+        self.a.final_status = 200
+        self.state = CallState.CONNECTED
+        self._answered = now
+        self._end_deadline = now + self.limits.max_duration
+        self._codecs = (local.encoding,)
+        self._commands.append(MediaAnswered())
+        self._drain(now)
+        return local
+
+    def _answer_offer(self) -> LocalMedia | None:
+        """Our answer to A's offer, once (then fixed): the first codec of the offer we
+        can play, with telephone-event when offered."""
+        if self._local is not None:
+            return self._local
+        offer = self._offer
+        if offer is None or self.media is None:
+            return None
+        media = next((m for m in offer.media if m.kind == "audio" and not m.rejected), None)
+        if media is None:
+            return None
+        offered = codecs(media)
+        chosen = next(((pt, c) for pt, c in offered if c.key in _PLAYABLE_KEYS), None)
+        if chosen is None:
+            return None
+        dtmf = next(
+            (
+                pt
+                for pt, c in offered
+                if c.encoding.lower() == TELEPHONE_EVENT and c.clock_rate == 8000
+            ),
+            None,
+        )
+        caps = [chosen[1]] + ([Codec(TELEPHONE_EVENT)] if dtmf is not None else [])
+        try:
+            template = negotiate(offer, caps)
+        except SdpError:
+            return None
+        self._anchored(self.a, template)
+        self._local = LocalMedia(chosen[1].encoding.upper(), chosen[0], dtmf)
+        return self._local
 
     def reject(
         self, status: int, now: float, *, cause: str = "", reason: str | None = None
@@ -422,7 +576,9 @@ class Call:
             party.leg.handle_timer(now)
         if self._ring_deadline is not None and now >= self._ring_deadline:
             self._ring_deadline = None
-            if self.state < CallState.CONNECTED:
+            if self.routed and self.winner is None and self.state < CallState.ENDING:
+                self._dial_failed(Outcome.NO_ANSWER, "ring-timeout", now)
+            elif self.state < CallState.CONNECTED:
                 self._fail_call(Outcome.NO_ANSWER, "ring-timeout", now)
         if self._end_deadline is not None and now >= self._end_deadline:
             self._end_deadline = None
@@ -519,12 +675,17 @@ class Call:
         elif isinstance(event, CallFailed):
             party.final_status = event.status
             party.failure = _failure_cause(event)
-            settled = all(b.failure is not None for b in self.b)
-            if settled and self.state < CallState.CONNECTED and self.winner is None:
-                failures = [b.failure for b in self.b if b.failure is not None]
+            if not any(p is party for p in self._attempt):
+                return  # a leg of an earlier dial, already given up
+            settled = all(b.failure is not None for b in self._attempt)
+            if settled and self.winner is None and self.state < CallState.ENDING:
+                failures = [b.failure for b in self._attempt if b.failure is not None]
                 ranked = [(failure_outcome(*f), f) for f in failures]
                 best, (status, cause) = min(ranked, key=lambda r: _PRECEDENCE.index(r[0]))
-                self._fail_call(best, cause or str(status), now)
+                if self.routed:
+                    self._dial_failed(best, cause or str(status), now)
+                elif self.state < CallState.CONNECTED:
+                    self._fail_call(best, cause or str(status), now)
         elif isinstance(event, InDialogRequestReceived):
             self._on_in_dialog_request(party, event, now)
         elif isinstance(event, InDialogResponseReceived):
@@ -541,12 +702,17 @@ class Call:
         status = event.response.status
         if status == 100 or self.state >= CallState.CONNECTED:
             return
+        if not any(p is party for p in self._attempt):
+            return
         body = b""
         if event.sdp is not None and event.sdp.kind == "answer":
             sdp = self._parse(event.sdp)
             if sdp is not None:
                 self._media_from(party, sdp)
-                body = self._anchored(self.a, sdp)
+                if self._local is None:
+                    body = self._anchored(self.a, sdp)
+        if self._early_sent:
+            return  # the caller has our early media already: nothing more to say
         if not body and status == self._last_provisional:
             return
         self._last_provisional = status
@@ -559,22 +725,36 @@ class Call:
 
     def _on_answered(self, party: _Party, event: CallAnswered, now: float) -> None:
         party.final_status = event.response.status
-        if self.winner is not None or self.state >= CallState.ENDING:
+        if (
+            self.winner is not None
+            or self.state >= CallState.ENDING
+            or not any(p is party for p in self._attempt)
+        ):
             party.leg.bye(now)  # another B leg answered first, or the caller left
             return
         self.winner = party
         self._ring_deadline = None
-        for other in self.b:
+        for other in self._attempt:
             if other is not party:
                 other.leg.hang_up(now)
+        if self.routed:
+            self._commands.append(TargetAnswered(party.label))
         body = b""
         sdp = self._parse(event.sdp) if event.sdp is not None else None
         if sdp is not None:
             self._media_from(party, sdp)
-            body = self._anchored(self.a, sdp)
             self._codecs = _codec_names(sdp)
-            if event.awaiting_answer:
-                self._late_offer = party  # A's ACK carries the answer
+            if self._local is not None:
+                # The caller has our answer already (RFC 3261 §13.2.1: it ignores
+                # any later one): the same SDP again; B was offered its codec only.
+                assert self.a.sent is not None
+                body = self.a.sent.serialize()
+            else:
+                body = self._anchored(self.a, sdp)
+                if event.awaiting_answer:
+                    self._late_offer = party  # A's ACK carries the answer
+        if self.state is CallState.CONNECTED:
+            return  # answered locally before (a message after answer): now bridged
         try:
             self.a.leg.respond(200, now=now, body=body)
         except SipError:
@@ -585,6 +765,14 @@ class Call:
         self._answered = now
         self._end_deadline = now + self.limits.max_duration
         self._commands.append(MediaAnswered())
+
+    def _dial_failed(self, outcome: Outcome, cause: str, now: float) -> None:
+        """Routed calls: the current dial is over, the caller stays for what follows."""
+        for b in self._attempt:
+            b.leg.hang_up(now)
+        self._attempt = []
+        self._ring_deadline = None
+        self._commands.append(DialFailed(outcome, cause))
 
     def _fail_call(self, outcome: Outcome, cause: str, now: float) -> None:
         for b in self.b:
@@ -626,6 +814,11 @@ class Call:
             party.leg.respond_to(request, 200, now=now, body=_body(party.sent))
         elif method == "UPDATE":
             party.leg.respond_to(request, 200, now=now)
+        elif method == "INFO" and peer is None and party is self.a:
+            party.leg.respond_to(request, 200, now=now)
+            with contextlib.suppress(DtmfError):
+                info = parse_info(request.headers.get("Content-Type") or "", request.body)
+                self._commands.append(DigitPressed(info.digit))
         elif method == "INFO" and peer is not None:
             party.leg.respond_to(request, 200, now=now)
             with contextlib.suppress(SipError):
@@ -791,7 +984,30 @@ class Call:
                 LegRecord(p.side, p.leg.call_id, p.label, p.final_status) for p in self._parties()
             ),
             codecs=self._codecs,
+            because=tuple(self.because),
+            messages=tuple(self.messages),
         )
+
+
+def _only_formats(sdp: SessionDescription, local: LocalMedia) -> SessionDescription:
+    """``sdp`` (A's offer) with its first audio stream reduced to the codec the caller
+    was answered with (and telephone-event): what B legs are offered then."""
+    keep = {str(local.pt)} | ({str(local.dtmf_pt)} if local.dtmf_pt is not None else set())
+    out = []
+    done = False
+    for media in sdp.media:
+        if done or media.kind != "audio" or media.rejected:
+            out.append(media)
+            continue
+        done = True
+        attributes = tuple(
+            a
+            for a in media.attributes
+            if a.name not in ("rtpmap", "fmtp") or (a.value or "").split(" ", 1)[0] in keep
+        )
+        formats = tuple(f for f in media.formats if f in keep)
+        out.append(replace(media, formats=formats, attributes=attributes))
+    return replace(sdp, media=tuple(out))
 
 
 def _body(sdp: SessionDescription | None) -> bytes:
@@ -808,19 +1024,24 @@ def _codec_names(sdp: SessionDescription) -> tuple[str, ...]:
 __all__ = [
     "FAILURE_TABLE",
     "OUTCOME_STATUS",
+    "PLAYABLE",
     "SRTP_SUITES",
     "Call",
     "CallCommand",
     "CallEnded",
     "CallState",
     "CdrRecord",
+    "DialFailed",
+    "DigitPressed",
     "LegRecord",
     "LegSend",
     "Limits",
+    "LocalMedia",
     "MediaAnswered",
     "MediaPlan",
     "MediaUpdate",
     "Outcome",
     "Target",
+    "TargetAnswered",
     "failure_outcome",
 ]

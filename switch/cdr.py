@@ -2,8 +2,9 @@
 
 Written once, when the call ends (``switch.call.CallEnded``). Times are ISO 8601
 UTC strings (sortable as text); ``legs`` and ``codecs`` are JSON arrays; the
-``because`` column holds the routing trace once routing runs calls (JSON array,
-empty until then).
+``because`` column holds the routing trace of calls to service numbers (JSON
+array, empty for other calls) and ``messages`` the messages the caller heard
+(JSON array of message ids, in order).
 """
 
 from __future__ import annotations
@@ -35,15 +36,19 @@ CREATE TABLE IF NOT EXISTS cdr (
     duration REAL NOT NULL,
     legs TEXT NOT NULL,
     codecs TEXT NOT NULL,
-    because TEXT NOT NULL DEFAULT '[]'
+    because TEXT NOT NULL DEFAULT '[]',
+    messages TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS cdr_started ON cdr (started_at);
 """
 _COLUMNS = (
     "id, call_id, started_at, answered_at, ended_at, caller, called, outcome, cause, "
-    "duration, legs, codecs"
+    "duration, legs, codecs, because, messages"
 )
-_INSERT = f"INSERT OR REPLACE INTO cdr ({_COLUMNS}) VALUES ({', '.join('?' * 12)})"
+_JSON_COLUMNS = ("legs", "codecs", "because", "messages")
+_INSERT = f"INSERT OR REPLACE INTO cdr ({_COLUMNS}) VALUES ({', '.join('?' * 14)})"
+# Columns added after the first release: (name, definition) for ALTER TABLE.
+_ADDED = (("messages", "TEXT NOT NULL DEFAULT '[]'"),)
 
 
 def cdr_db_path(data_dir: Path) -> Path:
@@ -59,6 +64,10 @@ class CdrStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(cdr)")}
+        for name, definition in _ADDED:
+            if name not in present:
+                self._db.execute(f"ALTER TABLE cdr ADD COLUMN {name} {definition}")
 
     def write(self, record: CdrRecord) -> None:
         legs = [
@@ -85,17 +94,19 @@ class CdrStore:
                 round(record.duration, 3),
                 json.dumps(legs),
                 json.dumps(list(record.codecs)),
+                json.dumps(list(record.because), ensure_ascii=False),
+                json.dumps(list(record.messages)),
             ),
         )
 
     def rows(self) -> list[dict[str, Any]]:
         """Every row, oldest first (tests, exports)."""
-        cursor = self._db.execute(f"SELECT {_COLUMNS}, because FROM cdr ORDER BY started_at")
+        cursor = self._db.execute(f"SELECT {_COLUMNS} FROM cdr ORDER BY started_at")
         names = [d[0] for d in cursor.description]
         out = []
         for values in cursor.fetchall():
             row = dict(zip(names, values, strict=True))
-            for key in ("legs", "codecs", "because"):
+            for key in _JSON_COLUMNS:
                 row[key] = json.loads(row[key])
             out.append(row)
         return out
@@ -106,7 +117,7 @@ class CdrStore:
 
 # -- export: ``aiguilleur cdr DIR --since ISO --format csv|jsonl`` ---------------------
 
-EXPORT_COLUMNS = (*(c.strip() for c in _COLUMNS.split(",")), "because")
+EXPORT_COLUMNS = tuple(c.strip() for c in _COLUMNS.split(","))
 
 
 def read_rows(path: Path, since: datetime | None = None) -> list[dict[str, Any]]:
@@ -126,7 +137,7 @@ def read_rows(path: Path, since: datetime | None = None) -> list[dict[str, Any]]
         out = []
         for values in cursor.fetchall():
             row = dict(zip(names, values, strict=True))
-            for key in ("legs", "codecs", "because"):
+            for key in _JSON_COLUMNS:
                 row[key] = json.loads(row[key])
             out.append(row)
         return out
@@ -144,7 +155,7 @@ def write_export(rows: list[dict[str, Any]], fmt: str, out: IO[str]) -> None:
     writer.writerow(EXPORT_COLUMNS)
     for row in rows:
         writer.writerow(
-            json.dumps(row[c], ensure_ascii=False) if c in ("legs", "codecs", "because") else row[c]
+            json.dumps(row[c], ensure_ascii=False) if c in _JSON_COLUMNS else row[c]
             for c in EXPORT_COLUMNS
         )
 

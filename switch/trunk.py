@@ -192,5 +192,17 @@ class Trunks:
         formatted = number.value if emergency else trunk.format(number.value)
         return Outbound(trunk, formatted, number.value, presented)
 
+    def service_out(self, called: str, service: str) -> Outbound | Refusal:
+        """A service number's routing dials ``called``, an outside number: the
+        operator's program, not a line, so no line profile applies; the service
+        number is presented."""
+        number = normalize(called)
+        if number.kind != "e164":
+            return Refusal(404, "not-found")
+        if not self.trunks:
+            return Refusal(404, "no-trunk")
+        trunk = self.trunks[0]
+        return Outbound(trunk, trunk.format(number.value), number.value, service)
+
 
 __all__ = ["Outbound", "Refusal", "Trunk", "Trunks"]

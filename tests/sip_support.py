@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,6 +85,10 @@ def write_config(directory: Path, *, sip_port: int, tls_port: int, extra: str = 
     )
     assert str(sip_port) in text
     assert str(tls_port) in text
+    # The admin API (127.0.0.1:8080 in the example) on a free port too: test
+    # switches must not collide with each other nor with a running `make run`.
+    assert "\n  port: 8080\n" in text
+    text = text.replace("\n  port: 8080\n", f"\n  port: {free_port()}\n")
     for key in re.findall(r"^([A-Za-z_]+):", extra, re.M):
         text = without_section(text, key)
     (directory / "switch.yaml").write_text(text + extra, encoding="utf-8")
@@ -138,7 +143,10 @@ class SwitchProcess:
     proc: subprocess.Popen[bytes] | None = None
     _log: object = field(default=None, repr=False)
 
-    def start(self, *, log_level: str = "info", timeout: float = 15.0) -> SwitchProcess:
+    def start(
+        self, *, log_level: str = "info", timeout: float = 15.0, args: Sequence[str] = ()
+    ) -> SwitchProcess:
+        """Start and wait until ready; ``args`` are more ``aiguilleur run`` options."""
         log = self.log_path.open("wb")
         self._log = log
         self.proc = subprocess.Popen(
@@ -153,6 +161,7 @@ class SwitchProcess:
                 str(self.data_dir),
                 "--log-level",
                 log_level,
+                *args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -13,7 +13,7 @@ import asyncio
 import itertools
 import re
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,17 +45,27 @@ def sdp_port(body: bytes) -> int:
 
 
 @asynccontextmanager
-async def running_switch(tmp_path: Path, extra: str) -> AsyncIterator[tuple[Server, int]]:
-    """``Server`` in-process on free ports, ``extra`` replacing switch.yaml sections."""
+async def running_switch(
+    tmp_path: Path,
+    extra: str,
+    *,
+    prepare: Callable[[Path], None] | None = None,
+    wall: Callable[[], float] | None = None,
+) -> AsyncIterator[tuple[Server, int]]:
+    """``Server`` in-process on free ports, ``extra`` replacing switch.yaml sections;
+    ``prepare`` may change the config directory before the switch reads it; ``wall``
+    is the switch's wall clock (``switch.app.injected_clock``)."""
     port, tls_port = free_port(), free_port()
     while tls_port == port:
         tls_port = free_port()
     config = write_config(
         tmp_path / f"config-{next(_n)}", sip_port=port, tls_port=tls_port, extra=extra
     )
+    if prepare is not None:
+        prepare(config)
     data = tmp_path / f"data-{next(_n)}"
     data.mkdir()
-    server = Server(load_settings(config), data, grace=0.5)
+    server = Server(load_settings(config), data, grace=0.5, **({"wall": wall} if wall else {}))
     task = asyncio.create_task(server.serve())
     await asyncio.wait_for(server.ready.wait(), 10)
     try:

@@ -143,9 +143,7 @@ def test_early_media_answers_the_offer_and_b_is_offered_that_codec_only() -> Non
     assert local == LocalMedia("PCMA", 8, 101)  # the caller's first playable codec
     w.run(1.0)
     early = [
-        e
-        for _, e in w.a.events
-        if isinstance(e, ProvisionalReceived) and e.response.status != 100
+        e for _, e in w.a.events if isinstance(e, ProvisionalReceived) and e.response.status != 100
     ]
     assert [e.response.status for e in early] == [183]
     assert early[0].sdp is not None

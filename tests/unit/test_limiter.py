@@ -53,9 +53,7 @@ def test_reconcile_frees_slots_of_calls_that_are_gone_and_reports_them() -> None
 
 
 @given(
-    st.lists(
-        st.tuples(st.booleans(), st.integers(0, 5), st.sampled_from(["a", "b"])), max_size=60
-    )
+    st.lists(st.tuples(st.booleans(), st.integers(0, 5), st.sampled_from(["a", "b"])), max_size=60)
 )
 def test_counts_stay_within_zero_and_the_limit(ops: list[tuple[bool, int, str]]) -> None:
     limiter = Limiter()

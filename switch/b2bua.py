@@ -368,7 +368,7 @@ class B2bua:
                 self.reject(running, 486, "line-limit")
                 return
             bindings = await self.store.lookup(callee.aor)
-            at = self.wall()
+            at = self.registrar.wall()  # bindings expire on the registrar's clock
             bindings = [b for b in bindings if b.reachable and not b.expired(at)]
             if call.state >= CallState.ENDING:
                 return
@@ -461,7 +461,7 @@ class B2bua:
         if self.active[callee.key] >= callee.max_calls:
             return None
         bindings = await self.store.lookup(callee.aor)
-        at = self.wall()
+        at = self.registrar.wall()  # bindings expire on the registrar's clock
         bindings = [b for b in bindings if b.reachable and not b.expired(at)]
         running.target_lines[label] = callee.key  # counted if it answers
         return [

@@ -30,6 +30,7 @@ import secrets
 import ssl
 from collections import Counter
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from switch.log import log_sip
 from switch.sip import via as sip_via
@@ -43,6 +44,9 @@ from switch.sip.parser import parse_message
 from switch.sip.transaction import ClientKey
 from switch.sip.transaction_layer import TransactionLayer
 from switch.transport import ListenAddress, Transport, TransportLimits
+
+if TYPE_CHECKING:
+    from switch.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,8 @@ def new_branch() -> str:
 
 class Stack:
     """Owns the transaction layer and the transports; pumps between them."""
+
+    observer: Metrics | None = None  # SIP message counters (one dict increment each)
 
     def __init__(
         self,
@@ -178,6 +184,8 @@ class Stack:
     # -- the pump -------------------------------------------------------------------------
     def _receive(self, message: Request | Response, source: Endpoint) -> None:
         top: Via | None = None
+        if self.observer is not None:
+            self.observer.sip_received_message(message)
         try:
             if isinstance(message, Request):
                 top = sip_via.stamp_received(message, source)
@@ -216,6 +224,8 @@ class Stack:
         status, data = wire
         dest = self._stateless_destination(request, source, top)
         self.stats[f"answered_{status}"] += 1
+        if self.observer is not None:
+            self.observer.sip_sent(None, status)
         self.transport.send(data, dest)
         return True
 
@@ -226,6 +236,8 @@ class Stack:
         top Via when the caller has it (``stamp_received`` returned it)."""
         dest = self._stateless_destination(request, source, top)
         self.stats[f"answered_{response.status}"] += 1
+        if self.observer is not None:
+            self.observer.sip_sent(None, response.status)
         if log.isEnabledFor(DEBUG):
             log_sip(log, DEBUG, "sip.out", response, dest, stateless=True)
         self.transport.send(response.to_bytes(), dest)
@@ -245,6 +257,8 @@ class Stack:
         for _ in range(10_000):  # bounded: a handler that loops cannot hang the loop
             for data, dest in layer.datagrams_to_send():
                 self.transport.send(data, dest)
+                if self.observer is not None:
+                    self.observer.sip_sent_wire(data)
             event = layer.next_event()
             if event is None:
                 break

@@ -193,7 +193,7 @@ class Stack:
                     return
             elif log.isEnabledFor(DEBUG):
                 log_sip(log, DEBUG, "sip.in", message, source)
-            self.layer.receive(message, source, self.loop.time())
+            self.layer.receive(message, source, self.loop.time(), top=top)
         except ParseError as exc:
             # A header the parser let through but a layer could not read: answer
             # with what the request has (its Via was checked by the parser).

@@ -483,6 +483,24 @@ def parse_name_addr(value: str) -> NameAddr:
     return NameAddr(parse_uri(inner), display, params, True)
 
 
+def name_addr_tag(value: str) -> str | None:
+    """``parse_name_addr(value).tag``, without building the URI.
+
+    Transactions, dialogs and the B2BUA key on the From and To tags, read
+    several times per message. The URI between the angle brackets is not
+    checked again: the parser checked it in every message received, and the
+    ones we write come from ``NameAddr``. Otherwise the same values raise
+    ``ParseError``.
+    """
+    text = value.strip(" \t")
+    m = _NAME_ADDR_PARTS_RE.fullmatch(text)
+    if m is None:
+        raise ParseError(_diagnose_name_addr(text))
+    ptext = m.group("params")
+    # ``params`` matched GENERIC_PARAMS in full.
+    return _matched_params(ptext).get("tag") if ptext else None
+
+
 def _diagnose_name_addr(text: str) -> str:
     """A short reason for a value that is neither name-addr nor addr-spec."""
     if text.startswith('"'):

@@ -20,6 +20,7 @@ from switch.sip.headers import (
     NameAddr,
     Via,
     canonical_name,
+    name_addr_tag,
     parse_cseq,
     parse_name_addr,
     parse_via,
@@ -108,12 +109,16 @@ class Headers:
         self._views: dict[str, object] | None = None
 
     @classmethod
-    def canonical(cls, items: list[tuple[str, str]]) -> Headers:
+    def canonical(
+        cls, items: list[tuple[str, str]], views: dict[str, object] | None = None
+    ) -> Headers:
         """Headers over ``items`` as given, names already canonical (the parser's
-        and the stateless core's fast path: no pass over the names)."""
+        and the stateless core's fast path: no pass over the names). ``views``
+        are typed views the caller has already read from ``items`` (the parser's
+        CSeq), under the names ``view`` keeps them."""
         headers = cls.__new__(cls)
         headers._items = items
-        headers._views = None
+        headers._views = views
         return headers
 
     def view(self, name: str, read: Callable[[Headers], _T]) -> _T:
@@ -131,11 +136,21 @@ class Headers:
         value = views[name] = read(self)
         return value
 
+    def kept(self, name: str) -> object | None:
+        """What ``view`` keeps under ``name``, without reading it (None if nothing)."""
+        views = self._views
+        return views.get(name) if views is not None else None
+
     def get(self, name: str, default: str | None = None) -> str | None:
-        key = canonical_name(name)
-        for n, v in self._items:
-            if n == key:
+        items = self._items
+        for n, v in items:  # callers name fields canonically: no lookup first
+            if n == name:
                 return v
+        key = canonical_name(name)
+        if key != name:
+            for n, v in items:
+                if n == key:
+                    return v
         return default
 
     def get_all(self, name: str) -> list[str]:
@@ -252,6 +267,10 @@ class Headers:
         return h
 
 
+def _call_id(headers: Headers) -> str:
+    return headers.get("Call-ID") or ""
+
+
 def _cseq(headers: Headers) -> CSeq:
     return parse_cseq(headers.get("CSeq") or "")
 
@@ -270,11 +289,11 @@ def _branch(headers: Headers) -> str | None:
 
 
 def _from_tag(headers: Headers) -> str | None:
-    return parse_name_addr(headers.get("From") or "").tag
+    return name_addr_tag(headers.get("From") or "")
 
 
 def _to_tag(headers: Headers) -> str | None:
-    return parse_name_addr(headers.get("To") or "").tag
+    return name_addr_tag(headers.get("To") or "")
 
 
 class _MessageViews:
@@ -286,7 +305,7 @@ class _MessageViews:
 
     @property
     def call_id(self) -> str:
-        return self.headers.get("Call-ID") or ""
+        return self.headers.view("call_id", _call_id)
 
     @property
     def cseq(self) -> CSeq:
@@ -405,19 +424,32 @@ def make_response(
     Via, From, To, Call-ID and CSeq are copied; ``to_tag`` is added to To when
     the request's To has none (never for 100 Trying). A 100 copies Timestamp.
     """
-    headers = Headers()
-    for name in _COPIED:
-        for value in request.headers.get_all(name):
-            if name == "To" and to_tag and status != 100:
-                to = parse_name_addr(value)
-                if to.tag is None:
-                    to.params["tag"] = to_tag
-                    value = str(to)
-            headers.add(name, value)
-    if status == 100 and "Timestamp" in request.headers:
-        headers.add("Timestamp", request.headers.get("Timestamp") or "")
-    for name, value in extra:
-        headers.add(name, value)
+    fields: dict[str, list[str]] = {name: [] for name in _COPIED}
+    timestamp: str | None = None
+    for name, value in request.headers:
+        bucket = fields.get(name)
+        if bucket is not None:
+            bucket.append(value)
+        elif name == "Timestamp" and timestamp is None:
+            timestamp = value
+    if to_tag and status != 100:
+        to = fields["To"]
+        for i, value in enumerate(to):
+            if name_addr_tag(value) is None:
+                # Appending ";tag=" is right for both forms: after an addr-spec
+                # without angle brackets, parameters are header parameters (§20).
+                to[i] = f"{value};tag={to_tag}"
+    items = [(name, value) for name in _COPIED for value in fields[name]]
+    if status == 100 and timestamp is not None:
+        items.append(("Timestamp", timestamp))
+    added = [(canonical_name(name), value) for name, value in extra]
+    items.extend(added)
+    # The CSeq is the request's: its typed view too, when the request has it.
+    cseq = request.headers.kept("cseq")
+    if cseq is not None and all(name != "CSeq" for name, _ in added):
+        headers = Headers.canonical(items, views={"cseq": cseq})
+    else:
+        headers = Headers.canonical(items)
     return Response(
         status=status,
         reason=reason if reason is not None else REASON_PHRASES.get(status, ""),

@@ -53,6 +53,7 @@ from switch.sip.headers import (
     LIST_HEADERS,
     NAME_ADDR_VALUE_RE,
     TOKEN_RE,
+    CSeq,
     canonical_name,
     parse_name_addr,
     parse_via,
@@ -308,6 +309,7 @@ def parse_message(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Request |
     #   HCOLON          =  *( SP / HTAB ) ":" SWS
     items: list[tuple[str, str]] = []
     append = items.append
+    cseq: CSeq | None = None
     tracked: dict[str, list[str]] = {}
     tracked_get = tracked.get
     length_index = -1
@@ -423,14 +425,20 @@ def parse_message(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Request |
             m = CSEQ_RE.fullmatch(values[0])
             if m is None:
                 fail = _Failure("Bad CSeq")
-            elif len(m.group(1)) > 10 or int(m.group(1)) >= 2**31:
-                # RFC 3261 §8.1.1.5: "The sequence number value MUST be
-                # expressible as a 32-bit unsigned integer and MUST be less
-                # than 2**31."
-                fail = _Failure("Bad CSeq: sequence number too large")
-            elif is_request and m.group(2) != method:
-                # RFC 3261 §8.1.1.5: "The method MUST match that of the request."
-                fail = _Failure("Bad CSeq: method mismatch")
+            else:
+                number, cseq_method = m.groups()
+                if len(number) > 10 or int(number) >= 2**31:
+                    # RFC 3261 §8.1.1.5: "The sequence number value MUST be
+                    # expressible as a 32-bit unsigned integer and MUST be less
+                    # than 2**31."
+                    fail = _Failure("Bad CSeq: sequence number too large")
+                elif is_request and cseq_method != method:
+                    # RFC 3261 §8.1.1.5: "The method MUST match that of the request."
+                    fail = _Failure("Bad CSeq: method mismatch")
+                else:
+                    # What ``parse_cseq`` would make of it: the first typed view
+                    # every layer reads, kept with the headers.
+                    cseq = CSeq(int(number), cseq_method)
     values = tracked.get("Max-Forwards")
     if values and fail is None:
         # Max-Forwards  =  "Max-Forwards" HCOLON 1*DIGIT  (range 0-255, §20.22)
@@ -476,7 +484,7 @@ def parse_message(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Request |
         # Content-Length equal to len(body), as ``to_bytes()`` writes it.
         items.append(("Content-Length", str(len(body))))
 
-    headers = Headers.canonical(items)
+    headers = Headers.canonical(items, views={"cseq": cseq} if cseq is not None else None)
     if fail is None:
         if is_request:
             assert uri is not None

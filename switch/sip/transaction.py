@@ -14,6 +14,14 @@ no clock: every input carries ``now`` and every timer is an absolute deadline.
 Outputs are returned (``Transmit``, ``PassUp``, ``TimedOut``, ``TransportFailed``,
 ``TimerArmed``); the layer routes them.
 
+Completed, Confirmed and Accepted only absorb retransmissions, for up to 64*T1
+(Timers D, H, J, L, M: 32 s by default). The layer calls ``release()`` on a
+machine in those states: it drops the parsed request and responses and keeps
+what absorbing needs, the serialised last response (and ACK) and the To of
+that response. At a few hundred calls per second that is thousands of
+transactions lingering at once, and each parsed message is a few dozen objects
+the garbage collector would walk again and again.
+
 Timer values (RFC 3261 Table 4, RFC 6026 §7.1/§7.2), "reliable" meaning the
 request travels over TCP/TLS/SCTP/WS::
 
@@ -220,8 +228,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
-from switch.sip.headers import CSeq
+from switch.sip.headers import CSeq, name_addr_tag
 from switch.sip.message import Headers, Message, Request, Response, make_response
+from switch.sip.parser import parse_message
 
 # --------------------------------------------------------------------------- config
 
@@ -307,8 +316,15 @@ TransactionKey = ClientKey | ServerKey
 
 # ------------------------------------------------------------------------- vocabulary
 
+# The enums below key the tables and the timer dicts, looked up several times per
+# message: members are singletons, so they hash by identity, in C (``Enum``'s own
+# ``__hash__`` is Python code hashing the member's name).
+_identity_hash = object.__hash__
+
 
 class State(enum.Enum):
+    __hash__ = _identity_hash
+
     IDLE = "Idle"  # before the entry arrow of the figure
     CALLING = "Calling"
     TRYING = "Trying"
@@ -320,6 +336,8 @@ class State(enum.Enum):
 
 
 class Timer(enum.Enum):
+    __hash__ = _identity_hash
+
     A = "A"
     B = "B"
     D = "D"
@@ -337,6 +355,8 @@ class Timer(enum.Enum):
 
 
 class Input(enum.Enum):
+    __hash__ = _identity_hash
+
     # from the TU
     REQUEST_FROM_TU = "request from TU"
     PROVISIONAL_FROM_TU = "1xx from TU"
@@ -417,6 +437,8 @@ def tu_response_input(response: Response) -> Input:
 class Step(enum.Enum):
     """The atomic actions a transition performs, in table order."""
 
+    __hash__ = _identity_hash
+
     SEND_REQUEST = "send the request"
     SEND_ACK = "send ACK for the non-2xx final response"
     SEND_RESPONSE = "send the TU's response"
@@ -452,10 +474,19 @@ class Step(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Transmit:
-    """Send ``message`` (serialised once, as ``data``) to the transaction's peer."""
+    """Send ``data`` to the transaction's peer.
 
-    message: Message
+    ``held`` is the message ``data`` serialises, or None when the machine has
+    released it (``Transaction.release()``); ``message`` gives it either way.
+    """
+
+    held: Message | None
     data: bytes
+
+    @property
+    def message(self) -> Message:
+        """The message sent (parsed back from ``data`` after a release)."""
+        return self.held if self.held is not None else parse_message(self.data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -639,35 +670,90 @@ class Transaction:
     """One transaction: its table, its state, its timers and its messages.
 
     ``request`` is the request that created the transaction (sent for client
-    transactions, received for server ones). ``reliable`` is the transport's
-    (``Endpoint.reliable``): no A/E/G retransmissions, D/I/J/K of zero.
+    transactions, received for server ones), until ``release()``. ``reliable``
+    is the transport's (``Endpoint.reliable``): no A/E/G retransmissions,
+    D/I/J/K of zero.
     """
+
+    __slots__ = (
+        "_ack_bytes",
+        "_last_to",
+        "_provisional",
+        "_request",
+        "_request_bytes",
+        "_response_bytes",
+        "ack",
+        "config",
+        "input",
+        "interval",
+        "last_response",
+        "method",
+        "reliable",
+        "state",
+        "timers",
+    )
 
     NAME: ClassVar[str] = "transaction"
     TABLE: ClassVar[Table]
     TIMERS: ClassVar[Mapping[State, frozenset[Timer]]]
 
     def __init__(self, request: Request, *, reliable: bool, config: TimerConfig) -> None:
-        self.request = request
+        self._request: Request | None = request
+        self.method = request.method
         self.reliable = reliable
         self.config = config
         self.state = State.IDLE
         self.input: Input | None = None  # the input being (or last) handled
         self.timers: dict[Timer, float] = {}
-        self.intervals: dict[Timer, float] = {}
+        self.interval = config.t1  # of the retransmission timer (A, E or G) last armed
         self.last_response: Response | None = None
         self.ack: Request | None = None
         self._request_bytes: bytes | None = None
         self._response_bytes: bytes | None = None
         self._provisional: tuple[Response, bytes] | None = None
         self._ack_bytes: bytes | None = None
+        self._last_to: str | None = None  # the To of the last response, once released
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.request.method} {self.state.value}>"
+        return f"<{type(self).__name__} {self.method} {self.state.value}>"
 
     @property
-    def method(self) -> str:
-        return self.request.method
+    def request(self) -> Request:
+        """The request that created the transaction; gone after ``release()``."""
+        if self._request is None:
+            raise TransactionError(f"{self.NAME} released its request ({self.state.value})")
+        return self._request
+
+    @property
+    def released(self) -> bool:
+        return self._request is None
+
+    @property
+    def response_to_tag(self) -> str | None:
+        """The To tag of the last response sent or received, None if none (or untagged)."""
+        if self.last_response is not None:
+            return self.last_response.to_tag
+        if self._last_to is None:
+            return None
+        return name_addr_tag(self._last_to)
+
+    def release(self) -> None:
+        """Drop the parsed messages once only retransmissions are left to absorb.
+
+        For the layer, in Completed, Confirmed, Accepted and Terminated: what
+        those states still send (the last response, the ACK for a non-2xx) goes
+        out as the bytes kept; an input that would need the request is not in
+        their tables. Calling it again (after a 2xx retransmission in
+        Accepted) drops what that input kept.
+        """
+        last = self.last_response
+        if last is not None:
+            self._last_to = last.headers.get("To")
+            self.last_response = None
+        self._request = None
+        self._request_bytes = None
+        self._provisional = None
+        self.ack = None
 
     @property
     def terminated(self) -> bool:
@@ -703,13 +789,13 @@ class Transaction:
     def _arm(self, timer: Timer, delay: float, now: float, out: list[Output]) -> None:
         deadline = now + delay
         self.timers[timer] = deadline
-        self.intervals[timer] = delay
         out.append(TimerArmed(timer, deadline))
 
     def _transmit_request(self, out: list[Output]) -> None:
+        request = self.request
         if self._request_bytes is None:
-            self._request_bytes = self.request.to_bytes()
-        out.append(Transmit(self.request, self._request_bytes))
+            self._request_bytes = request.to_bytes()
+        out.append(Transmit(request, self._request_bytes))
 
     def _set_response(self, response: Response) -> bytes:
         data = response.to_bytes()
@@ -746,7 +832,7 @@ def _send_ack(tx: Transaction, now: float, msg: Message | None, out: list[Output
     Built once, from the first final response; retransmissions of that
     response resend the same ACK.
     """
-    if tx.ack is None or tx._ack_bytes is None:
+    if tx._ack_bytes is None:
         assert isinstance(msg, Response)
         tx.ack = build_ack(tx.request, msg)
         tx._ack_bytes = tx.ack.to_bytes()
@@ -759,7 +845,7 @@ def _send_response(tx: Transaction, now: float, msg: Message | None, out: list[O
 
 
 def _resend_response(tx: Transaction, now: float, msg: Message | None, out: list[Output]) -> None:
-    if tx.last_response is not None and tx._response_bytes is not None:
+    if tx._response_bytes is not None:
         out.append(Transmit(tx.last_response, tx._response_bytes))
 
 
@@ -822,15 +908,17 @@ def _start_retransmit(timer: Timer) -> StepFunction:
 
     def step(tx: Transaction, now: float, msg: Message | None, out: list[Output]) -> None:
         if not tx.reliable:
-            tx._arm(timer, tx.config.t1, now, out)
+            tx.interval = tx.config.t1
+            tx._arm(timer, tx.interval, now, out)
 
     return step
 
 
 def _double(timer: Timer, *, capped: bool) -> StepFunction:
     def step(tx: Transaction, now: float, msg: Message | None, out: list[Output]) -> None:
-        interval = 2 * tx.intervals.get(timer, tx.config.t1)
-        tx._arm(timer, min(interval, tx.config.t2) if capped else interval, now, out)
+        interval = 2 * tx.interval
+        tx.interval = min(interval, tx.config.t2) if capped else interval
+        tx._arm(timer, tx.interval, now, out)
 
     return step
 
@@ -839,7 +927,8 @@ def _reset_e_t2(tx: Transaction, now: float, msg: Message | None, out: list[Outp
     """§17.1.2.2: "If Timer E fires while in the "Proceeding" state, the request
     MUST be passed to the transport layer for retransmission, and Timer E MUST
     be reset with a value of T2 seconds."."""
-    tx._arm(Timer.E, tx.config.t2, now, out)
+    tx.interval = tx.config.t2
+    tx._arm(Timer.E, tx.interval, now, out)
 
 
 def _start_fixed(timer: Timer, delay: Callable[[TimerConfig, bool], float]) -> StepFunction:
@@ -903,6 +992,8 @@ class InviteClientTransaction(Transaction):
     transaction MUST NOT generate an ACK to any 2xx response on its own."
     """
 
+    __slots__ = ()
+
     NAME = "INVITE client transaction"
     TABLE = _ICT_TABLE
     TIMERS = _ICT_TIMERS
@@ -910,6 +1001,8 @@ class InviteClientTransaction(Transaction):
 
 class NonInviteClientTransaction(Transaction):
     """NICT: RFC 3261 §17.1.2, Figure 6."""
+
+    __slots__ = ()
 
     NAME = "non-INVITE client transaction"
     TABLE = _NICT_TABLE
@@ -925,6 +1018,8 @@ class InviteServerTransaction(Transaction):
     layer for transmission."
     """
 
+    __slots__ = ()
+
     NAME = "INVITE server transaction"
     TABLE = _IST_TABLE
     TIMERS = _IST_TIMERS
@@ -932,6 +1027,8 @@ class InviteServerTransaction(Transaction):
 
 class NonInviteServerTransaction(Transaction):
     """NIST: RFC 3261 §17.2.2, Figure 8."""
+
+    __slots__ = ()
 
     NAME = "non-INVITE server transaction"
     TABLE = _NIST_TABLE

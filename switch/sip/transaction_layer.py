@@ -42,6 +42,10 @@ Choices made here (and tested):
   has been received, the CANCEL request MUST NOT be sent"); it is dropped if a
   final response or a timeout comes first. Once it is sent, the INVITE waits
   64*T1 for its final response, then times out (§9.1).
+- **Lingering.** Once a transaction only absorbs retransmissions (Completed,
+  Confirmed, Accepted: up to 64*T1), its machine releases its parsed messages
+  (``Transaction.release``) and keeps their bytes; timers cancelled by a state
+  change are swept out of the deadline heap when it doubles its live size.
 - **Errors.** A network input that a machine's table does not accept is
   discarded. A TU input it does not accept raises ``UnexpectedInput``; a
   response with no server transaction raises ``NoSuchTransaction`` (send late 2xx
@@ -54,7 +58,7 @@ import heapq
 import itertools
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from switch.sip.endpoint import Endpoint
 from switch.sip.errors import SipError
@@ -104,6 +108,8 @@ from switch.sip.via import (
 )
 
 DEFAULT_TIMERS = TimerConfig()
+# Below this many heap entries, cancelled timers are left to expire.
+_COMPACT_MIN = 1024
 
 
 class NoSuchTransaction(TransactionError, LookupError):
@@ -112,6 +118,9 @@ class NoSuchTransaction(TransactionError, LookupError):
 
 # States in which a transaction's outcome is still open (see TransactionLayer.pending).
 _OPEN_STATES = frozenset({State.CALLING, State.TRYING, State.PROCEEDING})
+# States that only absorb retransmissions: the machine drops its parsed messages
+# (``Transaction.release``) and lingers with their bytes.
+_ABSORBING_STATES = frozenset({State.COMPLETED, State.CONFIRMED, State.ACCEPTED, State.TERMINATED})
 
 
 @dataclass(slots=True, eq=False)
@@ -122,7 +131,7 @@ class _Entry:
     machine: Transaction
     dest: Endpoint
     source: Endpoint | None = None  # server transactions: where the request came from
-    aliases: list[Hashable] = field(default_factory=list)
+    aliases: tuple[Hashable, ...] = ()
     alive: bool = True
 
 
@@ -179,6 +188,7 @@ class TransactionLayer:
         self._aliases: dict[Hashable, ServerKey] = {}
         self._pending_cancels: dict[ClientKey, Request] = {}
         self._timers: list[tuple[float, int, _Entry, Timer]] = []
+        self._compact_at = _COMPACT_MIN  # heap size that triggers _compact_timers()
         self._seq = itertools.count()
         self._datagrams: list[tuple[bytes, Endpoint]] = []
         self._events: deque[Event] = deque()
@@ -241,13 +251,20 @@ class TransactionLayer:
             if entry.alive and entry.machine.timers.get(timer) == deadline:
                 self._fire(entry, TIMER_INPUT[timer], now, None, remote=False)
 
-    def receive(self, message: Request | Response, source: Endpoint, now: float) -> None:
-        """A message arrived from ``source``. Malformed or unmatched input never raises."""
+    def receive(
+        self, message: Request | Response, source: Endpoint, now: float, *, top: Via | None = None
+    ) -> None:
+        """A message arrived from ``source``. Malformed or unmatched input never raises.
+
+        A request gets its top Via stamped (``stamp_received``) unless the caller
+        did it already and passes the Via it returned as ``top`` (the stack
+        does, before its stateless core sees the request): one parse, not two.
+        """
         try:
             if isinstance(message, Response):
                 self._receive_response(message, source, now)
             else:
-                self._receive_request(message, source, now)
+                self._receive_request(message, source, now, top)
         except SipError:
             # The typed views parse on demand; a Via or CSeq the parser let
             # through but cannot be read is a peer's mistake: drop it.
@@ -289,16 +306,22 @@ class TransactionLayer:
         entry = self._servers.get(key) if key is not None else None
         if entry is None:
             raise NoSuchTransaction(f"no server transaction for {response.status} ({key})")
-        self._fire(entry, tu_response_input(response), now, response, remote=False)
+        ack_alias: Hashable | None = None
+        machine = entry.machine
         if (
-            isinstance(entry.machine, InviteServerTransaction)
+            isinstance(machine, InviteServerTransaction)
             and isinstance(entry.key, ServerKey)
             and entry.key.legacy
             and response.status >= 200
+            and not machine.released
         ):
             # RFC 2543 ACK matching: "the To tag of the ACK matches the To tag of
-            # the response sent by the server transaction".
-            self._add_alias(entry, self._ack_alias(entry.machine.request, response.to_tag))
+            # the response sent by the server transaction" (the first final one:
+            # the machine releases the INVITE once it is sent).
+            ack_alias = self._ack_alias(machine.request, response.to_tag)
+        self._fire(entry, tu_response_input(response), now, response, remote=False)
+        if ack_alias is not None:
+            self._add_alias(entry, ack_alias)
 
     def send_ack_2xx(self, ack: Request, dest: Endpoint) -> None:
         """Send the TU's ACK for a 2xx (RFC 3261 §13.2.2.4): no transaction.
@@ -367,8 +390,13 @@ class TransactionLayer:
             return
         self._fire(entry, response_input(response), now, response, remote=True)
 
-    def _receive_request(self, request: Request, source: Endpoint, now: float) -> None:
-        top = request.top_via
+    def _receive_request(
+        self, request: Request, source: Endpoint, now: float, top: Via | None
+    ) -> None:
+        if top is None:
+            top = stamp_received(request, source)
+            if top is None:
+                return  # no Via: the parser refuses such requests
         if request.cseq.method != request.method:
             return  # §8.1.1.5: "The method MUST match that of the request."
         if request.method == "ACK":
@@ -379,8 +407,7 @@ class TransactionLayer:
         if entry is not None:
             self._fire(entry, Input.REQUEST, now, request, source=source, remote=True)
             return
-        stamped = stamp_received(request, source)
-        dest = response_destination(stamped if stamped is not None else top, source)
+        dest = response_destination(top, source)
         machine = server_transaction(request, reliable=source.reliable, config=self._config)
         entry = _Entry(key, machine, dest, source)
         self._servers[key] = entry
@@ -422,8 +449,7 @@ class TransactionLayer:
             response = make_response(cancel, 481, to_tag=self._new_tag())
             self._fire(entry, tu_response_input(response), now, response, remote=False)
             return
-        last = target.machine.last_response
-        tag = last.to_tag if last is not None else None
+        tag = target.machine.response_to_tag
         response = make_response(cancel, 200, to_tag=tag or self._new_tag())
         self._fire(entry, tu_response_input(response), now, response, remote=False)
         if (
@@ -494,7 +520,7 @@ class TransactionLayer:
     def _add_alias(self, entry: _Entry, alias: Hashable) -> None:
         assert isinstance(entry.key, ServerKey)
         self._aliases[alias] = entry.key
-        entry.aliases.append(alias)
+        entry.aliases = (*entry.aliases, alias)
 
     def _lookup(self, key: TransactionKey) -> _Entry | None:
         if isinstance(key, ClientKey):
@@ -535,14 +561,19 @@ class TransactionLayer:
                 heapq.heappush(
                     self._timers, (output.deadline, next(self._seq), entry, output.timer)
                 )
+                if len(self._timers) > self._compact_at:
+                    self._compact_timers()
             elif isinstance(output, PassUp):
                 self._pass_up(entry, output.message, source, now)
             elif isinstance(output, TimedOut):
                 self._events.append(TransactionTimedOut(entry.key, entry.machine.method))
             elif isinstance(output, TransportFailed):
                 self._events.append(TransportErrorOccurred(entry.key))
-        if entry.machine.terminated:
-            self._destroy(entry)
+        machine = entry.machine
+        if machine.state in _ABSORBING_STATES:
+            machine.release()
+            if machine.state is State.TERMINATED:
+                self._destroy(entry)
 
     def _pass_up(
         self, entry: _Entry, message: Message, source: Endpoint | None, now: float
@@ -578,6 +609,24 @@ class TransactionLayer:
         assert isinstance(invite.key, ClientKey)
         self._start_client(ClientKey(invite.key.branch, "CANCEL"), cancel, invite.dest, now)
         self._fire(invite, Input.CANCEL_SENT, now, None, remote=False)
+
+    def _compact_timers(self) -> None:
+        """Sweep cancelled timers out of the heap.
+
+        A timer is cancelled by leaving it in the heap (``get_timer`` and
+        ``handle_timer`` skip it): Timer B after the INVITE's response, F after
+        a non-INVITE's, both 64*T1 away, each holding its transaction alive
+        long after it ended. Rebuilt when the heap doubles its live size:
+        amortised O(1) per timer armed.
+        """
+        live = [
+            item
+            for item in self._timers
+            if item[2].alive and item[2].machine.timers.get(item[3]) == item[0]
+        ]
+        heapq.heapify(live)
+        self._timers = live
+        self._compact_at = max(_COMPACT_MIN, 2 * len(live))
 
     def _destroy(self, entry: _Entry) -> None:
         entry.alive = False

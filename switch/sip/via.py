@@ -150,15 +150,22 @@ def response_destination(top_via: Via, source: Endpoint) -> Endpoint:
     # A request that came over UDP is answered over UDP whatever transport its
     # Via names: otherwise a forged Via could make us open TCP/TLS connections
     # to any host (the request's own transport is the only one we know works).
-    transport = source.transport
-    port = top_via.port if top_via.port is not None else default_port(transport)
+    port = top_via.port if top_via.port is not None else default_port(source.transport)
     maddr = top_via.params.get("maddr")
     if maddr:
-        return Endpoint(transport, bare_host(maddr), port)
+        return _towards(source, bare_host(maddr), port)
     received = top_via.params.get("received")
     rport = top_via.params.get("rport")
     if rport is not None and rport.isdigit():
-        return Endpoint(transport, bare_host(received) if received else source.host, int(rport))
+        return _towards(source, bare_host(received) if received else source.host, int(rport))
     if received:
-        return Endpoint(transport, bare_host(received), port)
-    return Endpoint(transport, bare_host(top_via.host), port)
+        return _towards(source, bare_host(received), port)
+    return _towards(source, bare_host(top_via.host), port)
+
+
+def _towards(source: Endpoint, host: str, port: int) -> Endpoint:
+    """``host:port`` over the source's transport: ``source`` itself when it is
+    that address (the usual answer, and one object less per transaction)."""
+    if host == source.host and port == source.port:
+        return source
+    return Endpoint(source.transport, host, port)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import re
@@ -164,8 +165,10 @@ class Server:
         *,
         grace: float = GRACE,
         wall: Callable[[], float] = time.time,
+        tune_gc: bool = False,
     ) -> None:
         self.settings = settings
+        self.tune_gc = tune_gc
         self.data_dir = data_dir
         self.grace = grace
         self.wall = wall
@@ -457,6 +460,13 @@ class Server:
                     "admin": admin_url(admin.host, admin.port),
                 },
             )
+            # Everything built so far lives as long as the process: out of the
+            # collector's sight. Calls allocate many short-lived objects; a larger
+            # first generation threshold collects them far less often (profiled at
+            # 280 calls/s: GC time per call more than halved).
+            if self.tune_gc:  # the process's own switch, not one inside a test run
+                gc.freeze()
+                gc.set_threshold(10_000, 10, 10)
             _sd_notify("READY=1")
             self.ready.set()
             await self.should_exit.wait()
@@ -530,7 +540,7 @@ def run_command(args: argparse.Namespace) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
 
     async def main() -> int:
-        return await Server(settings, data_dir, wall=wall).serve()
+        return await Server(settings, data_dir, wall=wall, tune_gc=True).serve()
 
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         try:

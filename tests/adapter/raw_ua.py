@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import re
 import signal
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -65,7 +66,7 @@ async def running_switch(
         prepare(config)
     data = tmp_path / f"data-{next(_n)}"
     data.mkdir()
-    server = Server(load_settings(config), data, grace=0.5, **({"wall": wall} if wall else {}))
+    server = Server(load_settings(config), data, grace=0.5, wall=wall or time.time)
     task = asyncio.create_task(server.serve())
     await asyncio.wait_for(server.ready.wait(), 10)
     try:

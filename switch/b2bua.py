@@ -41,9 +41,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ivr.announcements import Announcements
 from media.relay import SrtpKeys, SrtpKeysError
 from routing.engine import DialTarget
-from routing.loader import Library, LibraryHolder
+from routing.loader import Library, LibraryHolder, NumberEntry
 from switch.call import (
     SRTP_KEY_MATERIAL,
     Call,
@@ -97,7 +98,6 @@ from switch.stack import new_branch
 from switch.trunk import Outbound, Refusal, Trunk, Trunks
 
 if TYPE_CHECKING:
-    from ivr.announcements import Announcements
     from switch.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -367,32 +367,18 @@ class B2bua:
             if self.active[callee.key] >= callee.max_calls:
                 self.reject(running, 486, "line-limit")
                 return
-            bindings = await self.store.lookup(callee.aor)
-            at = self.registrar.wall()  # bindings expire on the registrar's clock
-            bindings = [b for b in bindings if b.reachable and not b.expired(at)]
-            if call.state >= CallState.ENDING:
-                return
-            if not bindings:
-                self.reject(running, 480, "unregistered")
-                return
-            if not await self.open_media(running, callee.key):
-                return
             if caller is not None:
                 name = caller.name.replace('"', "")
                 from_ = f'"{name}" <sip:{caller.extension}@{caller.domain}>'
             assert from_ is not None
-            targets = [
-                Target(
-                    request_uri=parse_uri(binding.contact),
-                    dest=binding.source,
-                    config=self._config(binding.source),
-                    from_=from_,
-                    to=f"<sip:{callee.extension}@{callee.domain}>",
-                    route=binding.path,
-                    label=callee.key,
-                )
-                for binding in bindings
-            ]
+            targets = await self._line_targets(callee, from_, callee.key)
+            if call.state >= CallState.ENDING:
+                return
+            if not targets:
+                self.reject(running, 480, "unregistered")
+                return
+            if not await self.open_media(running, callee.key):
+                return
             call.dial(targets, self.loop.time())
             self.execute(running)
         except Exception:
@@ -404,10 +390,10 @@ class B2bua:
         self, running: _Running, called: str, domain: str, caller: Line | None
     ) -> bool:
         """Run the routing program of service number ``called``, if it is one."""
-        library = self.routing.current if self.routing is not None else None
-        entry = library.find_number(called) if library is not None else None
-        if library is None or entry is None:
+        found = self._service_entry(called)
+        if found is None:
             return False
+        library, entry = found
         request = running.call.a.leg.invite
         assert request is not None
         privacy = (request.headers.get("Privacy") or "").lower()
@@ -431,9 +417,13 @@ class B2bua:
         await service.run()
         return True
 
-    def has_service(self, called: str) -> bool:
-        library = self.routing.current if self.routing is not None else None
-        return library is not None and library.find_number(called) is not None
+    def _service_entry(self, called: str) -> tuple[Library, NumberEntry] | None:
+        """The current library and ``called``'s entry in it, if a service number."""
+        if self.routing is None:
+            return None
+        library = self.routing.current
+        entry = library.find_number(called)
+        return None if entry is None else (library, entry)
 
     async def service_targets(
         self, running: _Running, target: DialTarget, from_: str
@@ -456,14 +446,17 @@ class B2bua:
                 return None
             running.lines.append(trunk.key)
             self.active[trunk.key] += 1
-            return [dataclasses.replace(self._trunk_target(route), label=label)]
+            return [self._trunk_target(route, label)]
         callee = found[1]
         if self.active[callee.key] >= callee.max_calls:
             return None
+        running.target_lines[label] = callee.key  # counted if it answers
+        return await self._line_targets(callee, from_, label)
+
+    async def _line_targets(self, callee: Line, from_: str, label: str) -> list[Target]:
+        """One B leg per reachable, unexpired binding of ``callee``'s line."""
         bindings = await self.store.lookup(callee.aor)
         at = self.registrar.wall()  # bindings expire on the registrar's clock
-        bindings = [b for b in bindings if b.reachable and not b.expired(at)]
-        running.target_lines[label] = callee.key  # counted if it answers
         return [
             Target(
                 request_uri=parse_uri(binding.contact),
@@ -475,15 +468,14 @@ class B2bua:
                 label=label,
             )
             for binding in bindings
+            if binding.reachable and not binding.expired(at)
         ]
 
-    def announcements_for(self, library: Library) -> Announcements | None:
+    def announcements_for(self, library: Library) -> Announcements:
         """The decoded messages of ``library`` (rebuilt, reusing what did not change,
         when a reload brought another library)."""
         if self.announcements is not None and self._announced is library:
             return self.announcements
-        from ivr.announcements import Announcements
-
         self.announcements = Announcements.from_library(library, self.announcements)
         self._announced = library
         return self.announcements
@@ -502,7 +494,7 @@ class B2bua:
         """A call from a trunk: not challenged, only to a direct or service number of ours."""
         request = event.request
         domain = self.domain
-        if not self.has_service(called):
+        if self._service_entry(called) is None:
             found = self.trunks.inbound(called, self.directory.line_by_direct_number)
             if isinstance(found, Refusal):
                 self._refuse(request, found.status)
@@ -557,7 +549,7 @@ class B2bua:
         call.media = MediaPlan(self.media.address, session.a.rtp_port, session.b.rtp_port)
         return True
 
-    def _trunk_target(self, route: Outbound) -> Target:
+    def _trunk_target(self, route: Outbound, label: str | None = None) -> Target:
         trunk = route.trunk
         dest = trunk.dest
         host = f"[{dest.host}]" if ":" in dest.host else dest.host
@@ -571,7 +563,7 @@ class B2bua:
             config=config,
             from_=f"<sip:{route.presented}@{self.domain}>",
             to=f"<sip:{route.number}@{host}>",
-            label=f"{trunk.key}:{route.e164}",
+            label=label or f"{trunk.key}:{route.e164}",
         )
 
     def reject(self, running: _Running, status: int, cause: str, reason: str | None = None) -> None:

@@ -271,7 +271,7 @@ class ServiceCall:
             return Closed()
         relay = self.running.session
         announcements = b2bua.announcements_for(self.library)
-        if local is None or relay is None or announcements is None:
+        if local is None or relay is None:
             call.because.append(f"message « {message} » non joué (pas de média commun)")
             return PlayDone()
         atp = self.entry.service.atp

@@ -30,12 +30,12 @@ import logging
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ivr.announcements import tone_frames
 from media.dtmf import DtmfError, DtmfReceiver
 from media.player import Player
-from media.rtp import RTP_HEADER_LENGTH, peek_header
+from media.rtp import RtpError, RtpPacket, peek_header
 from routing.engine import (
     AcquireLimit,
     Action,
@@ -58,6 +58,7 @@ from routing.engine import (
     is_terminal,
 )
 from routing.loader import Library, NumberEntry
+from routing.overflow import CAUSE_LABELS
 from routing.program import EndCause, FailCause
 from switch.call import (
     CallState,
@@ -96,13 +97,6 @@ REJECT_STATUS: dict[EndCause, int] = {
 }
 # Causes that mean the program overflowed (statistics).
 OVERFLOW_CAUSES = frozenset(c for c in EndCause if c not in (EndCause.NORMAL, EndCause.REFUSED))
-
-CAUSE_WORDS: dict[FailCause, str] = {
-    FailCause.BUSY: "occupé",
-    FailCause.NO_ANSWER: "ne répond pas",
-    FailCause.UNREACHABLE: "injoignable",
-    FailCause.REJECTED: "refusé",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +137,7 @@ class ServiceCall:
         self._answered_at: float | None = None
         self._ended = False
         self._finished_by_routing = False  # a terminal action was reached
+        self._traced: set[str] = set()
         self.session: RoutingSession | None = None
 
     # -- what the B2BUA tells us -------------------------------------------------------
@@ -163,11 +158,11 @@ class ServiceCall:
             return
         self._ended = True
         metrics = self.b2bua.metrics
-        if metrics is not None:
+        if metrics is not None and self.session is not None:  # counted as offered
             metrics.active(self.number, -1)
             if answered:
                 metrics.ended(self.number, talk)
-            elif self.session is not None and not self._finished_by_routing:
+            elif not self._finished_by_routing:
                 metrics.abandoned(self.number)
         self._resolve(Closed())
 
@@ -195,8 +190,7 @@ class ServiceCall:
             b2bua.metrics.offered(self.number)
             b2bua.metrics.active(self.number, +1)
         if not await b2bua.open_media(self.running, f"service:{self.entry.key}"):
-            self.on_ended(False, 0.0)
-            return
+            return  # the caller left meanwhile: on_ended has run
         action = session.start()
         try:
             while True:
@@ -322,12 +316,10 @@ class ServiceCall:
         header = peek_header(packet)
         if header is None or header[0] != self._dtmf_pt or self._dtmf is None:
             return
-        offset = RTP_HEADER_LENGTH + 4 * (packet[0] & 0x0F)
-        if packet[0] & 0x10 and len(packet) >= offset + 4:
-            offset += 4 + 4 * int.from_bytes(packet[offset + 2 : offset + 4], "big")
         try:
-            self._dtmf.receive(header[2], packet[offset:], self.b2bua.loop.time())
-        except DtmfError:
+            payload = RtpPacket.parse(packet).payload
+            self._dtmf.receive(header[2], payload, self.b2bua.loop.time())
+        except (RtpError, DtmfError):
             return
         while (event := self._dtmf.next_event()) is not None:
             self._digit(event.digit)
@@ -354,37 +346,33 @@ class ServiceCall:
         if not targets:
             cause = FailCause.BUSY if busy else FailCause.UNREACHABLE
             names = " + ".join(t.number for t in action.targets)
-            call.because.append(f"→ {names} {CAUSE_WORDS[cause]} (aucun poste à faire sonner)")
+            call.because.append(f"→ {names} {CAUSE_LABELS[cause]} (aucun poste à faire sonner)")
             return Failed(cause)
         waiter = self._wait()
         ring = max(t.ring_s for t in action.targets)
-        ringback = self._ringback(ring)
+        self._ringback(ring)
         call.dial(targets, b2bua.loop.time(), ring_timeout=float(ring))
         b2bua.execute(self.running)
         try:
             outcome = await waiter
         finally:
-            if ringback is not None and ringback.a.playing:
-                ringback.a.play(None)
+            relay = self.running.session
+            if relay is not None and relay.a.playing:  # our ringback
+                relay.a.play(None)
         if isinstance(outcome, Answered):
             call.because.append(f"→ {outcome.target} a décroché")
             if b2bua.metrics is not None and self._answered_at is not None:
                 b2bua.metrics.answered(self.number, self._answered_at - call.started)
         return outcome
 
-    def _ringback(self, seconds: int) -> Any:
+    def _ringback(self, seconds: int) -> None:
         """Once the caller has our early media, it hears ringback from us while
         targets ring (its phone no longer plays its own after our 183)."""
         local = self.call.local_media
         relay = self.running.session
         if local is None or relay is None or self.call.state is CallState.CONNECTED:
-            return None
-        try:
-            frames = tone_frames("ringback", local.encoding)
-        except (KeyError, ValueError):
-            return None
-        if not frames:
-            return None
+            return
+        frames = tone_frames("ringback", local.encoding)
         repeat = -(-seconds * 50 // len(frames)) + 1
         relay.a.play(
             Player(
@@ -395,7 +383,6 @@ class ServiceCall:
                 self.rng.getrandbits(32),
             )
         )
-        return relay
 
     def _from(self) -> str:
         caller = self.caller
@@ -405,15 +392,16 @@ class ServiceCall:
 
     def _trace_dial_result(self, cmd: DialFailed) -> None:
         cause = FAIL_CAUSES.get(cmd.outcome, FailCause.UNREACHABLE)
-        self.call.because.append(f"→ {CAUSE_WORDS[cause]} ({cmd.cause})")
+        self.call.because.append(f"→ {CAUSE_LABELS[cause]} ({cmd.cause})")
 
     # -- plumbing -------------------------------------------------------------------------
 
     def _trace(self, action: Action) -> None:
-        trace = self.call.because
+        """The action's path, minus the lines already in the trace (paths share prefixes)."""
         for line in action.because:
-            if line not in trace:
-                trace.append(line)
+            if line not in self._traced:
+                self._traced.add(line)
+                self.call.because.append(line)
 
     def _wait(self) -> asyncio.Future[Outcome]:
         self._waiter = self.b2bua.loop.create_future()

@@ -241,7 +241,7 @@ async def test_gnr_rings_each_target_for_two_rounds_then_overflows_with_the_trac
             "tour 1/2 → 402",
             "→ occupé (486)",
             "tour 1/2 → 403",
-            "→ ne répond pas (ring-timeout)",
+            "→ sans réponse (ring-timeout)",
             "tour 2/2 → 402",
             "tour 2/2 → 403",
         ):

@@ -109,11 +109,19 @@ def register_uas(core: str, server_port: int, uas_port: int, workdir: Path) -> N
 
 
 def call_step(
-    port: int, rate: int, seconds: float, work: Path, pid: int, core: str, uac_port: int
+    port: int,
+    rate: int,
+    seconds: float,
+    work: Path,
+    pid: int,
+    core: str,
+    uac_port: int,
+    called: str = CALLED,
 ) -> Step:
-    """One SIPp run of the UAC scenario (BYE right after ACK) from ``uac_port``."""
+    """One SIPp run of the UAC scenario (BYE right after ACK) from ``uac_port`` to
+    ``called`` (line 401's direct number by default)."""
     return run_step(
-        ["-sf", str(UAC), "-s", CALLED, "-d", "0", "-p", str(uac_port)],
+        ["-sf", str(UAC), "-s", called, "-d", "0", "-p", str(uac_port)],
         port,
         rate,
         seconds,

@@ -21,6 +21,7 @@ Run: ``.venv/bin/python bench/service_cps.py`` (needs sipp and taskset).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import sys
@@ -35,17 +36,14 @@ if str(ROOT) not in sys.path:
 from bench.cps import (  # noqa: E402
     CALLED,
     TRUNK_PORT,
-    UAC,
     bench_config,
+    call_step,
     measure,
     register_uas,
     start_uas,
 )
 from bench.sipp import (  # noqa: E402
-    Step,
-    cpu_seconds,
     missing_tools,
-    run_step,
     start_switch,
     stop,
     wait_ready,
@@ -97,22 +95,6 @@ def service_config(work: Path, port: int) -> Path:
     return config
 
 
-def step_to(
-    called: str, port: int, rate: int, seconds: float, work: Path, pid: int, core: str
-) -> Step:
-    return run_step(
-        ["-sf", str(UAC), "-s", called, "-d", "0", "-p", str(TRUNK_PORT)],
-        port,
-        rate,
-        seconds,
-        workdir=work,
-        cpu=lambda: cpu_seconds(pid),
-        core=core,
-        recv_timeout_ms=3000,
-        drain=0.3,
-    )
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="load per step")
@@ -140,8 +122,15 @@ def main() -> int:
             for name, called in (("plain", CALLED), ("service", SERVICE)):
                 rate, best, bracketed = measure(
                     name,
-                    lambda r, c=called: step_to(  # type: ignore[misc]
-                        c, port, r, args.seconds, work, proc.pid, args.sipp_core
+                    functools.partial(
+                        call_step,
+                        port,
+                        seconds=args.seconds,
+                        work=work,
+                        pid=proc.pid,
+                        core=args.sipp_core,
+                        uac_port=TRUNK_PORT,
+                        called=called,
                     ),
                     100,
                     args.seconds,

@@ -101,15 +101,7 @@ class CdrStore:
 
     def rows(self) -> list[dict[str, Any]]:
         """Every row, oldest first (tests, exports)."""
-        cursor = self._db.execute(f"SELECT {_COLUMNS} FROM cdr ORDER BY started_at")
-        names = [d[0] for d in cursor.description]
-        out = []
-        for values in cursor.fetchall():
-            row = dict(zip(names, values, strict=True))
-            for key in _JSON_COLUMNS:
-                row[key] = json.loads(row[key])
-            out.append(row)
-        return out
+        return _select(self._db, None)
 
     def close(self) -> None:
         self._db.close()
@@ -127,22 +119,27 @@ def read_rows(path: Path, since: datetime | None = None) -> list[dict[str, Any]]
     """
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        query = f"SELECT {', '.join(EXPORT_COLUMNS)} FROM cdr"
-        params: tuple[str, ...] = ()
-        if since is not None:
-            query += " WHERE started_at >= ?"
-            params = (since.astimezone(UTC).isoformat(),)
-        cursor = db.execute(query + " ORDER BY started_at, id", params)
-        names = [d[0] for d in cursor.description]
-        out = []
-        for values in cursor.fetchall():
-            row = dict(zip(names, values, strict=True))
-            for key in _JSON_COLUMNS:
-                row[key] = json.loads(row[key])
-            out.append(row)
-        return out
+        return _select(db, since)
     finally:
         db.close()
+
+
+def _select(db: sqlite3.Connection, since: datetime | None) -> list[dict[str, Any]]:
+    """Rows started at or after ``since`` (all when None), oldest first, JSON decoded."""
+    query = f"SELECT {_COLUMNS} FROM cdr"
+    params: tuple[str, ...] = ()
+    if since is not None:
+        query += " WHERE started_at >= ?"
+        params = (since.astimezone(UTC).isoformat(),)
+    cursor = db.execute(query + " ORDER BY started_at, id", params)
+    names = [d[0] for d in cursor.description]
+    out = []
+    for values in cursor.fetchall():
+        row = dict(zip(names, values, strict=True))
+        for key in _JSON_COLUMNS:
+            row[key] = json.loads(row[key])
+        out.append(row)
+    return out
 
 
 def write_export(rows: list[dict[str, Any]], fmt: str, out: IO[str]) -> None:

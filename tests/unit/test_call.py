@@ -20,6 +20,7 @@ from switch.call import (
     CallEnded,
     CallState,
     LegSend,
+    Limits,
     MediaAnswered,
     MediaPlan,
     MediaUpdate,
@@ -115,36 +116,41 @@ class World:
                 self.execute()
                 continue
             if isinstance(event, RequestReceived) and event.request.method == "INVITE":
-                n = itertools.count()
-                leg = InviteSession.uas(
-                    config(SW), ids("s"), event.request, event.key, now=self.now
+                self.new_call(event)
+
+    def new_call(self, event: RequestReceived) -> None:
+        """The switch's part on a new INVITE: a call that dials 402 at once."""
+        self.call = self.make_call(event, caller="401@pbx.test", called="402")
+        self.call.media = RELAY
+        self.call.dial(
+            [
+                Target(
+                    parse_uri("sip:402@192.0.2.2"),
+                    B,
+                    config(SW),
+                    from_="<sip:401@pbx.test>",
+                    to="<sip:402@pbx.test>",
                 )
-                self.call = Call(
-                    leg,
-                    a_dest=event.source,
-                    ids=ids("s"),
-                    media=None,
-                    now=self.now,
-                    started_at=T0,
-                    caller="401@pbx.test",
-                    called="402",
-                    id=f"c{next(n)}",
-                )
-                self.call.limits = type(self.call.limits)(ring_timeout=self.ring_timeout)
-                self.call.media = RELAY
-                self.call.dial(
-                    [
-                        Target(
-                            parse_uri("sip:402@192.0.2.2"),
-                            B,
-                            config(SW),
-                            from_="<sip:401@pbx.test>",
-                            to="<sip:402@pbx.test>",
-                        )
-                    ],
-                    self.now,
-                )
-                self.execute()
+            ],
+            self.now,
+        )
+        self.execute()
+
+    def make_call(self, event: RequestReceived, *, caller: str, called: str) -> Call:
+        """The switch's ``Call`` for an INVITE, its A leg answering on ``event``."""
+        leg = InviteSession.uas(config(SW), ids("s"), event.request, event.key, now=self.now)
+        return Call(
+            leg,
+            a_dest=event.source,
+            ids=ids("s"),
+            media=None,
+            now=self.now,
+            started_at=T0,
+            caller=caller,
+            called=called,
+            id="c0",
+            limits=Limits(ring_timeout=self.ring_timeout),
+        )
 
     def settle(self) -> None:
         for _ in range(50):
@@ -206,13 +212,13 @@ class World:
         return leg
 
 
-def world(*b_steps: tuple[int, bytes]) -> World:
+def world(*b_steps: tuple[int, bytes], kind: type[World] = World) -> World:
     a = make_side(A, SW, "a")
     b = make_side(B, SW, "b", seed=2)
     b.on_invite = answer_with(*(b_steps or ((180, b""), (200, ANSWER))))
     counter = itertools.count(1)
     sw = TransactionLayer(new_branch=lambda: f"z9hG4bKsw{next(counter)}")
-    return World(a, b, sw)
+    return kind(a, b, sw)
 
 
 def test_answered_call_sdp_anchored_both_ways_then_bye_from_callee() -> None:

@@ -8,11 +8,9 @@ caller's codec only and the caller keeps the SDP it was given.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 from switch.call import (
-    Call,
     CallState,
     DialFailed,
     DigitPressed,
@@ -23,10 +21,9 @@ from switch.call import (
 )
 from switch.sip.dialog_events import CallAnswered, ProvisionalReceived
 from switch.sip.events import RequestReceived
-from switch.sip.invite import InviteSession
 from switch.sip.uri import parse_uri
-from tests.unit.sip_legs import ANSWER, answer_with, config, ids, make_side
-from tests.unit.test_call import RELAY, SW, T0, A, B, World
+from tests.unit.sip_legs import ANSWER, answer_with, config
+from tests.unit.test_call import RELAY, SW, B, World, world
 
 OFFER_MULTI = (
     b"v=0\r\no=a 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\n"
@@ -39,28 +36,11 @@ OFFER_MULTI = (
 class RoutedWorld(World):
     """The switch creates a routed call and waits: the test plays the routing."""
 
-    def switch_events(self) -> None:
-        while (event := self.sw.next_event()) is not None:
-            if self.call is not None and self.call.handle(event, self.now):
-                self.execute()
-                continue
-            if isinstance(event, RequestReceived) and event.request.method == "INVITE":
-                leg = InviteSession.uas(
-                    config(SW), ids("s"), event.request, event.key, now=self.now
-                )
-                self.call = Call(
-                    leg,
-                    a_dest=event.source,
-                    ids=ids("s"),
-                    media=RELAY,
-                    now=self.now,
-                    started_at=T0,
-                    caller="0612345678",
-                    called="0800100100",
-                    id="routed",
-                )
-                self.call.routed = True
-                self.execute()
+    def new_call(self, event: RequestReceived) -> None:
+        self.call = self.make_call(event, caller="0612345678", called="0800100100")
+        self.call.media = RELAY
+        self.call.routed = True
+        self.execute()
 
     def target(self, label: str = "401") -> Target:
         return Target(
@@ -82,14 +62,9 @@ class RoutedWorld(World):
 
 
 def routed_world(*b_steps: tuple[int, bytes]) -> RoutedWorld:
-    a = make_side(A, SW, "a")
-    b = make_side(B, SW, "b", seed=2)
-    b.on_invite = answer_with(*(b_steps or ((180, b""), (200, ANSWER))))
-    counter = itertools.count(1)
-    from switch.sip.transaction_layer import TransactionLayer
-
-    sw = TransactionLayer(new_branch=lambda: f"z9hG4bKsw{next(counter)}")
-    return RoutedWorld(a, b, sw)
+    routed = world(*b_steps, kind=RoutedWorld)
+    assert isinstance(routed, RoutedWorld)
+    return routed
 
 
 def test_a_busy_target_is_reported_and_the_caller_stays() -> None:

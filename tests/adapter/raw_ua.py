@@ -93,6 +93,7 @@ class RawUa(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self.boxes: dict[str, asyncio.Queue[Request | Response]] = {}
         self.incoming: dict[str, Incoming] = {}
+        self.statuses: dict[str, list[int]] = {}  # call-id -> every response status, in order
         self.arrived = asyncio.Event()  # set on each new incoming call
         self.answer = 200  # how this UA answers INVITEs: 200, 486, or 180 (ring)
         self.answer_sdp_port = 4000
@@ -149,6 +150,7 @@ class RawUa(asyncio.DatagramProtocol):
         if isinstance(message, Request):
             self._on_request(message)
         else:
+            self.statuses.setdefault(message.call_id, []).append(message.status)
             self.box(message.call_id).put_nowait(message)
 
     def box(self, call_id: str) -> asyncio.Queue[Request | Response]:

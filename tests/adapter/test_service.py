@@ -25,8 +25,7 @@ from media.rtp import peek_header
 from media.tone import detect, dominant_frequency, sine
 from routing.limiter import number_key
 from switch.app import Server, injected_clock
-from switch.sip.message import Response
-from tests.adapter.raw_ua import OutCall, RawUa, running_switch, wait_done
+from tests.adapter.raw_ua import OutCall, RawUa, running_switch, sdp, wait_done
 from tests.adapter.test_call_lifecycle import cdr, relay_idle, relay_of, settings, until
 
 NUMBER = "0800100100"
@@ -86,15 +85,16 @@ def write_routing(config: Path, program: str = "centre") -> None:
 
 
 @asynccontextmanager
-async def service_switch(tmp_path: Path, program: str = "centre") -> AsyncIterator[Server]:
+async def service_switch(
+    tmp_path: Path, program: str = "centre"
+) -> AsyncIterator[tuple[Server, int]]:
     """The example config, its routing replaced by ``ROUTING`` (before the start)."""
 
     def prepare(config: Path) -> None:
         write_routing(config, program)
 
-    async with running_switch(tmp_path, settings(), prepare=prepare) as (server, port):
-        server.sip_port = port  # type: ignore[attr-defined]
-        yield server
+    async with running_switch(tmp_path, settings(), prepare=prepare) as running:
+        yield running
 
 
 class Rtp(asyncio.DatagramProtocol):
@@ -138,17 +138,15 @@ async def rtp_socket() -> Rtp:
     return rtp
 
 
-def queued(ua: RawUa, call_id: str) -> list[int]:
-    """Statuses already received on ``call_id`` and not consumed."""
-    queue = ua.box(call_id)
-    return [m.status for m in list(queue._queue) if isinstance(m, Response)]  # type: ignore[attr-defined]
+def finals(ua: RawUa, call_id: str) -> list[int]:
+    """Final statuses ``ua`` received so far on ``call_id``, but the digest challenge."""
+    return [s for s in ua.statuses.get(call_id, []) if s >= 200 and s != 407]
 
 
 async def test_limiter_full_hears_the_message_then_486_and_counts_return_to_zero(
     tmp_path: Path,
 ) -> None:
-    async with service_switch(tmp_path, "vers-402") as server:
-        port = server.sip_port  # type: ignore[attr-defined]
+    async with service_switch(tmp_path, "vers-402") as (server, port):
         callee = await RawUa.open("402", "secret402", port)
         await callee.register()
         caller = await RawUa.open("401", "secret401", port)
@@ -168,7 +166,7 @@ async def test_limiter_full_hears_the_message_then_486_and_counts_return_to_zero
         early = await third_ua.expect(third.call_id, status=183)
         assert b"m=audio " in early.body
         await asyncio.wait_for(rtp.first.wait(), 5)
-        assert not [s for s in queued(third_ua, third.call_id) if s >= 200]
+        assert not [s for s in finals(third_ua, third.call_id) if s >= 200]
         await third.failed(486)
         assert detect(rtp.audio(), 8000, 1000) > 0.5  # the "plein" message
         assert b2bua.limiter.count(key) == 2
@@ -194,8 +192,7 @@ async def test_limiter_full_hears_the_message_then_486_and_counts_return_to_zero
 
 
 async def test_limiter_slot_is_freed_by_cancel(tmp_path: Path) -> None:
-    async with service_switch(tmp_path, "vers-402") as server:
-        port = server.sip_port  # type: ignore[attr-defined]
+    async with service_switch(tmp_path, "vers-402") as (server, port):
         callee = await RawUa.open("402", "secret402", port)
         callee.answer = 180
         await callee.register()
@@ -214,8 +211,7 @@ async def test_limiter_slot_is_freed_by_cancel(tmp_path: Path) -> None:
 async def test_gnr_rings_each_target_for_two_rounds_then_overflows_with_the_trace(
     tmp_path: Path,
 ) -> None:
-    async with service_switch(tmp_path) as server:
-        port = server.sip_port  # type: ignore[attr-defined]
+    async with service_switch(tmp_path) as (server, port):
         busy = await RawUa.open("402", "secret402", port)
         busy.answer = 486
         await busy.register()
@@ -258,8 +254,7 @@ async def test_gnr_rings_each_target_for_two_rounds_then_overflows_with_the_trac
 async def test_atp_is_early_media_skippable_with_hash_and_no_200_before_answer(
     tmp_path: Path,
 ) -> None:
-    async with service_switch(tmp_path) as server:
-        port = server.sip_port  # type: ignore[attr-defined]
+    async with service_switch(tmp_path) as (server, port):
         callee = await RawUa.open("402", "secret402", port)
         callee.answer = 180
         await callee.register()
@@ -275,10 +270,10 @@ async def test_atp_is_early_media_skippable_with_hash_and_no_200_before_answer(
         assert callee.incoming == {}
         rtp.send_dtmf(11, ("127.0.0.1", relay_port))  # '#'
         await until(lambda: len(callee.incoming) == 1)
-        assert not [s for s in queued(caller, call.call_id) if s >= 200]
+        assert not [s for s in finals(caller, call.call_id) if s >= 200]
         # The target answers: now the caller gets its 200.
         incoming = next(iter(callee.incoming.values()))
-        callee.reply(incoming.invite, 200, tag=incoming.tag, body=_sdp(4300))
+        callee.reply(incoming.invite, 200, tag=incoming.tag, body=sdp(4300))
         await call.answered()
         await call.bye()
         await until(lambda: bool(cdr(server)))
@@ -290,12 +285,6 @@ async def test_atp_is_early_media_skippable_with_hash_and_no_200_before_answer(
         caller.close()
         callee.close()
         rtp.transport.close()  # type: ignore[union-attr]
-
-
-def _sdp(port: int) -> str:
-    from tests.adapter.raw_ua import sdp
-
-    return sdp(port)
 
 
 async def test_ascension_day_gets_the_closed_message(tmp_path: Path) -> None:

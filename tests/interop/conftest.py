@@ -11,7 +11,15 @@ from tests.sip_support import SwitchConfig, SwitchProcess
 
 
 @pytest.fixture
-def switch_process(switch_config: SwitchConfig) -> Iterator[SwitchProcess]:
+def switch_args() -> tuple[str, ...]:
+    """More ``aiguilleur run`` options (a test module overrides it)."""
+    return ()
+
+
+@pytest.fixture
+def switch_process(
+    switch_config: SwitchConfig, switch_args: tuple[str, ...]
+) -> Iterator[SwitchProcess]:
     """A running switch, ready (it answered an OPTIONS); stopped by SIGTERM, exit 0 asserted."""
     proc = SwitchProcess(
         config_dir=switch_config.config_dir,
@@ -19,7 +27,7 @@ def switch_process(switch_config: SwitchConfig) -> Iterator[SwitchProcess]:
         sip_port=switch_config.sip_port,
         tls_port=switch_config.tls_port,
         log_path=switch_config.data_dir.parent / "switch.log",
-    ).start()
+    ).start(args=switch_args)
     try:
         yield proc
     finally:

@@ -16,20 +16,19 @@ The switch runs with ``--clock`` on a Tuesday at 10:00 (open hours of the
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import time
 import urllib.request
 import wave
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from media.tone import detect
+from switch.settings import load_settings
 from tests.interop.conftest import require_binary
 from tests.interop.phone import Phone
-from tests.sip_support import SwitchConfig, SwitchProcess, free_port, write_config
+from tests.sip_support import SwitchConfig, SwitchProcess, free_port
 
 pytestmark = pytest.mark.interop
 
@@ -41,44 +40,20 @@ HOLD_MS = 8000  # how long the trunk's calls stay up
 
 
 @pytest.fixture
-def switch_config(tmp_path: Path) -> SwitchConfig:
-    sip_port, tls_port = free_port(), free_port()
-    while tls_port == sip_port:
-        tls_port = free_port()
+def switch_extra() -> str:
     # No keep-alive probes: line 401 is a SIPp UAS started after its REGISTER, and a
     # probe in between would find nobody and mark the binding unreachable.
-    config_dir = write_config(
-        tmp_path / "config",
-        sip_port=sip_port,
-        tls_port=tls_port,
-        extra="registrar:\n  keepalive: {interval: 0}\n",
-    )
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    return SwitchConfig(config_dir, data_dir, sip_port, tls_port)
+    return "registrar:\n  keepalive: {interval: 0}\n"
 
 
 @pytest.fixture
-def switch(switch_config: SwitchConfig) -> Iterator[SwitchProcess]:
-    proc = SwitchProcess(
-        config_dir=switch_config.config_dir,
-        data_dir=switch_config.data_dir,
-        sip_port=switch_config.sip_port,
-        tls_port=switch_config.tls_port,
-        log_path=switch_config.data_dir.parent / "switch.log",
-    ).start(args=["--clock", OPEN_HOURS])
-    try:
-        yield proc
-    finally:
-        status = proc.stop()
-    assert status == 0, f"switch exit status {status}:\n{proc.log()}"
+def switch_args() -> tuple[str, ...]:
+    return ("--clock", OPEN_HOURS)
 
 
 def admin_url(config_dir: Path) -> str:
-    text = (config_dir / "switch.yaml").read_text(encoding="utf-8")
-    match = re.search(r"^admin:\n  host: (\S+)\n  port: (\d+)", text, re.M)
-    assert match, text
-    return f"http://{match.group(1)}:{match.group(2)}"
+    admin = load_settings(config_dir).admin
+    return f"http://{admin.host}:{admin.port}"
 
 
 def scrape(url: str) -> dict[str, float]:
@@ -113,14 +88,16 @@ def sipp(*args: str) -> list[str]:
     return [require_binary("sipp"), *args]
 
 
-def register_401_uas(switch: SwitchProcess, port: int, work: Path) -> subprocess.Popen[bytes]:
+def register_401_uas(
+    switch_process: SwitchProcess, port: int, work: Path
+) -> subprocess.Popen[bytes]:
     users = work / "users.csv"
     users.write_text("SEQUENTIAL\n401;pbx.test;[authentication username=401 password=secret401]\n")
     done = subprocess.run(
         sipp(
             "-sf", str(SCENARIOS / "uac-register-digest-expect-200.xml"), "-inf", str(users),
             "-p", str(port), "-m", "1", "-timeout", "10s", "-timeout_error",
-            f"127.0.0.1:{switch.sip_port}",
+            f"127.0.0.1:{switch_process.sip_port}",
         ),
         cwd=work, stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=False,
     )  # fmt: skip
@@ -132,10 +109,10 @@ def register_401_uas(switch: SwitchProcess, port: int, work: Path) -> subprocess
 
 
 def test_limiter_3_then_network_message_and_486_and_exact_metrics(
-    switch: SwitchProcess, switch_config: SwitchConfig, tmp_path: Path
+    switch_process: SwitchProcess, switch_config: SwitchConfig, tmp_path: Path
 ) -> None:
     url = admin_url(switch_config.config_dir)
-    uas = register_401_uas(switch, free_port(), tmp_path)
+    uas = register_401_uas(switch_process, free_port(), tmp_path)
     trunk = None
     try:
         trunk = subprocess.Popen(
@@ -143,7 +120,7 @@ def test_limiter_3_then_network_message_and_486_and_exact_metrics(
                 "-sf", str(SCENARIOS / "uac-trunk-expect-200.xml"), "-s", NUMBER,
                 "-p", str(TRUNK_PORT), "-m", "3", "-l", "3", "-r", "10",
                 "-d", str(HOLD_MS), "-timeout", "40s", "-timeout_error",
-                f"127.0.0.1:{switch.sip_port}",
+                f"127.0.0.1:{switch_process.sip_port}",
             ),
             cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -161,12 +138,12 @@ def test_limiter_3_then_network_message_and_486_and_exact_metrics(
             )  # fmt: skip
             registered = p601.command(
                 "register",
-                registrar=f"sip:127.0.0.1:{switch.sip_port}",
+                registrar=f"sip:127.0.0.1:{switch_process.sip_port}",
                 user="601",
                 password="secret601",
             )
             assert registered["status"] == 200, registered
-            p601.command("call", target=f"sip:{NUMBER}@127.0.0.1:{switch.sip_port}")
+            p601.command("call", target=f"sip:{NUMBER}@127.0.0.1:{switch_process.sip_port}")
             p601.command("record", path=str(record), timeout=5.0)  # early media is up
             states = p601.command("wait_state", state="DISCONNECTED", timeout=15.0)["states"]
         statuses = [s["status"] for s in states]

@@ -30,12 +30,10 @@ from tests.interop.conftest import require_binary
 from tests.interop.phone import Phone
 from tests.sip_support import (
     ROOT,
-    SwitchConfig,
     SwitchProcess,
     free_port,
     options,
     status_of,
-    write_config,
 )
 
 pytestmark = pytest.mark.interop
@@ -46,20 +44,9 @@ RING_TIMEOUT = 3
 
 
 @pytest.fixture
-def switch_config(tmp_path: Path) -> SwitchConfig:
-    """config/example on free ports, with a short ring timeout (no-answer case)."""
-    sip_port, tls_port = free_port(), free_port()
-    while tls_port == sip_port:
-        tls_port = free_port()
-    config_dir = write_config(
-        tmp_path / "config",
-        sip_port=sip_port,
-        tls_port=tls_port,
-        extra=f"calls:\n  ring_timeout: {RING_TIMEOUT}\n",
-    )
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    return SwitchConfig(config_dir, data_dir, sip_port, tls_port)
+def switch_extra() -> str:
+    """A short ring timeout (the no-answer case)."""
+    return f"calls:\n  ring_timeout: {RING_TIMEOUT}\n"
 
 
 @pytest.fixture

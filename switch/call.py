@@ -329,7 +329,7 @@ class CallState(enum.IntEnum):
 # ----------------------------------------------------------------------- call
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # parties are compared by identity
 class _Party:
     leg: InviteSession
     side: str  # "a" | "b"
@@ -400,8 +400,8 @@ class Call:
         self.because: list[str] = []  # the routing trace, for the CDR
         self.messages: list[str] = []  # messages the caller heard, for the CDR
         self._attempt: list[_Party] = []  # the B legs of the current dial
-        self._local: LocalMedia | None = None  # our own answer to A's offer, once given
-        self._early_sent = False
+        # Our own answer to A's offer, once given (a 183 or a 200 carried it).
+        self._local: LocalMedia | None = None
         sdp = a_leg.initial_sdp
         if sdp is not None:
             self._offer = self._parse(sdp)
@@ -485,16 +485,16 @@ class Call:
         no playable codec, or the call is over)."""
         if self.state >= CallState.ENDING:
             return None
+        first = self._local is None
         local = self._answer_offer()
         if local is None:
             return None
-        if not self._early_sent and self.state < CallState.CONNECTED:
+        if first and self.state < CallState.CONNECTED:
             assert self.a.sent is not None
             try:
                 self.a.leg.respond(183, now=now, body=self.a.sent.serialize())
             except SipError:
                 return None
-            self._early_sent = True
             if self.state is CallState.TRYING:
                 self.state = CallState.RINGING
             self._drain(now)
@@ -675,7 +675,7 @@ class Call:
         elif isinstance(event, CallFailed):
             party.final_status = event.status
             party.failure = _failure_cause(event)
-            if not any(p is party for p in self._attempt):
+            if party not in self._attempt:
                 return  # a leg of an earlier dial, already given up
             settled = all(b.failure is not None for b in self._attempt)
             if settled and self.winner is None and self.state < CallState.ENDING:
@@ -702,7 +702,7 @@ class Call:
         status = event.response.status
         if status == 100 or self.state >= CallState.CONNECTED:
             return
-        if not any(p is party for p in self._attempt):
+        if party not in self._attempt:
             return
         body = b""
         if event.sdp is not None and event.sdp.kind == "answer":
@@ -711,7 +711,7 @@ class Call:
                 self._media_from(party, sdp)
                 if self._local is None:
                     body = self._anchored(self.a, sdp)
-        if self._early_sent:
+        if self._local is not None:
             return  # the caller has our early media already: nothing more to say
         if not body and status == self._last_provisional:
             return
@@ -725,11 +725,7 @@ class Call:
 
     def _on_answered(self, party: _Party, event: CallAnswered, now: float) -> None:
         party.final_status = event.response.status
-        if (
-            self.winner is not None
-            or self.state >= CallState.ENDING
-            or not any(p is party for p in self._attempt)
-        ):
+        if self.winner is not None or self.state >= CallState.ENDING or party not in self._attempt:
             party.leg.bye(now)  # another B leg answered first, or the caller left
             return
         self.winner = party

@@ -17,7 +17,6 @@ implements the same interface.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -34,8 +33,8 @@ class Limiter:
     """In-memory limiter of one node; see the module docstring."""
 
     def __init__(self) -> None:
-        self._holders: dict[str, set[str]] = defaultdict(set)  # key -> owners
-        self._held: dict[str, set[str]] = defaultdict(set)  # owner -> keys
+        self._holders: dict[str, set[str]] = {}  # key -> owners
+        self._held: dict[str, set[str]] = {}  # owner -> keys
         self.drift_total = 0
 
     def acquire(self, key: str, limit: int, owner: str) -> bool:
@@ -44,15 +43,13 @@ class Limiter:
         An owner holds at most one slot per key: asking again (a program with a
         limiter step after the number's own) succeeds without taking another.
         """
-        holders = self._holders[key]
+        holders = self._holders.setdefault(key, set())
         if owner in holders:
             return True
         if len(holders) >= limit:
-            if not holders:
-                del self._holders[key]
             return False
         holders.add(owner)
-        self._held[owner].add(key)
+        self._held.setdefault(owner, set()).add(key)
         return True
 
     def release(self, owner: str) -> list[str]:

@@ -185,12 +185,8 @@ class Trunks:
         verdict = check_restriction(caller.restrictions.direct, destination)
         if not verdict.allowed:
             return Refusal(403, f"barred:{verdict.klass}", verdict.reason_phrase)
-        if not self.trunks:
-            return Refusal(404, "no-trunk")
-        trunk = self.trunks[0]
         presented = caller.direct_number or (company.company_number if company else "") or ""
-        formatted = number.value if emergency else trunk.format(number.value)
-        return Outbound(trunk, formatted, number.value, presented)
+        return self._out(number.value, presented, emergency=emergency)
 
     def service_out(self, called: str, service: str) -> Outbound | Refusal:
         """A service number's routing dials ``called``, an outside number: the
@@ -199,10 +195,14 @@ class Trunks:
         number = normalize(called)
         if number.kind != "e164":
             return Refusal(404, "not-found")
+        return self._out(number.value, service)
+
+    def _out(self, e164: str, presented: str, *, emergency: bool = False) -> Outbound | Refusal:
+        """Through the first trunk, in its number format (emergency numbers as dialled)."""
         if not self.trunks:
             return Refusal(404, "no-trunk")
         trunk = self.trunks[0]
-        return Outbound(trunk, trunk.format(number.value), number.value, service)
+        return Outbound(trunk, e164 if emergency else trunk.format(e164), e164, presented)
 
 
 __all__ = ["Outbound", "Refusal", "Trunk", "Trunks"]

@@ -130,6 +130,16 @@ def test_national_format_and_company_number_for_6xx(directory: Directory) -> Non
     )
 
 
+def test_a_service_number_dials_out_presenting_itself_without_a_line_profile() -> None:
+    trunks = Trunks([carrier(number_format="national")])
+    # A premium number: a routing program may overflow anywhere, no line profile applies.
+    assert trunks.service_out("0899123456", "0800100100") == Outbound(
+        trunks.trunks[0], "0899123456", "+33899123456", "0800100100"
+    )
+    assert trunks.service_out("401", "0800100100") == Refusal(404, "not-found")
+    assert Trunks().service_out("0612345678", "0800100100") == Refusal(404, "no-trunk")
+
+
 @pytest.mark.parametrize(
     ("line", "dialled", "barred"),
     [

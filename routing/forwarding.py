@@ -74,22 +74,26 @@ was the line's last word. Headers (RFC 5806 ``Diversion``, RFC 7044
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from routing.engine import Answered, Closed, Failed, OutcomeMismatch
-from routing.linesettings import VOICEMAIL, ForwardCondition, ForwardedIdentity, LineSettings
+from routing.engine import Answered, Because, Closed, Failed, OutcomeMismatch
+from routing.linesettings import (
+    FORWARD_LABELS,
+    VOICEMAIL,
+    ForwardCondition,
+    ForwardedIdentity,
+    LineSettings,
+    is_internal_number,
+)
 from routing.numbering import NumberingPlan, destination_class, normalize
 from routing.program import FailCause
 from routing.restrictions import check as check_restriction
 
 MAX_HOPS = 5
 """Diversions one call may go through (3GPP TS 22.082: 5)."""
-
-Because = tuple[str, ...]
 
 # RFC 5806 §4: diversion-reason = "unknown" / "user-busy" / "no-answer" / "unavailable"
 #   / "unconditional" / "time-of-day" / "do-not-disturb" / "deflection" / "follow-me"
@@ -110,21 +114,12 @@ CAUSES: Mapping[ForwardCondition, int] = {
     ForwardCondition.UNREACHABLE: 503,
 }
 
-_LABELS: Mapping[ForwardCondition, str] = {
-    ForwardCondition.UNCONDITIONAL: "renvoi immédiat",
-    ForwardCondition.BUSY: "renvoi sur occupation",
-    ForwardCondition.NO_ANSWER: "renvoi sur non-réponse",
-    ForwardCondition.UNREACHABLE: "renvoi sur non-connexion",
-}
-
 _FAILED_TO_CONDITION: Mapping[FailCause, ForwardCondition] = {
     FailCause.BUSY: ForwardCondition.BUSY,
     FailCause.REJECTED: ForwardCondition.BUSY,
     FailCause.NO_ANSWER: ForwardCondition.NO_ANSWER,
     FailCause.UNREACHABLE: ForwardCondition.UNREACHABLE,
 }
-
-_THREE_DIGITS = re.compile(r"[1-9][0-9]{2}")
 
 
 # -- facts ------------------------------------------------------------------------------
@@ -371,10 +366,9 @@ class ForwardingSession:
         self._chain: list[LineFacts] = []
         self._diversions: list[DiversionEntry] = []  # oldest first
         self._history: list[HistoryEntry] = []
-        self._index: dict[str, str] = {}  # extension -> its History-Info index
+        self._entry: dict[str, int] = {}  # extension -> its position in _history
         self._because: list[str] = []
         self._pending: tuple[Ring | Dial, LineFacts] | None = None
-        self._started = False
 
     @property
     def chain(self) -> tuple[str, ...]:
@@ -382,9 +376,8 @@ class ForwardingSession:
         return tuple(line.extension for line in self._chain)
 
     def start(self) -> Action:
-        if self._started:
+        if self._chain:
             raise OutcomeMismatch("the forwarding session has already started")
-        self._started = True
         self._because.append(f"appel pour le poste {self._called.extension}")
         return self._arrive(self._called)
 
@@ -443,7 +436,7 @@ class ForwardingSession:
 
     def _divert(self, line: LineFacts, condition: ForwardCondition, dest: str) -> Action | None:
         """The action a diversion leads to, or None when it is ignored (and why, traced)."""
-        label = f"{_LABELS[condition]} de {line.extension}"
+        label = f"{FORWARD_LABELS[condition]} de {line.extension}"
         if dest == VOICEMAIL:
             if line.voicemail:
                 return self._voicemail(line, condition, f"{label} vers la messagerie")
@@ -470,12 +463,9 @@ class ForwardingSession:
                 self._trace(f"{label} vers le groupement {target.number}"),
             )
         number = normalize(dest, self._plan)
-        klass = destination_class(number, self._plan)
-        if number.kind == "invalid" or (
-            _THREE_DIGITS.fullmatch(dest) and klass.klass != "emergency"
-        ):
+        if number.kind == "invalid" or is_internal_number(dest, self._plan):
             return self._ignore(f"{label} ignoré : {dest} inconnu")
-        verdict = check_restriction(line.forward_profile, klass)
+        verdict = check_restriction(line.forward_profile, destination_class(number, self._plan))
         if not verdict.allowed:
             return self._ignore(f"{label} vers {number.value} ignoré : {verdict.because}")
         self._record(line, condition, f"sip:{number.value}@{line.domain};user=phone", None)
@@ -528,21 +518,17 @@ class ForwardingSession:
         if not self._history:
             first = self._chain[0]
             self._history.append(HistoryEntry(first.uri, "1"))
-            self._index[first.extension] = "1"
+            self._entry[first.extension] = 0
         cause = CAUSES[condition]
-        parent = self._index.get(line.extension)
-        if parent is None:  # not reached: every line of the chain has an entry
-            return
-        position = next(i for i, h in enumerate(self._history) if h.index == parent)
-        self._history[position] = replace(
-            self._history[position], reason=cause, private=line.settings.clir
-        )
+        position = self._entry[line.extension]  # every line of the chain has an entry
+        diverted = self._history[position]
+        self._history[position] = replace(diverted, reason=cause, private=line.settings.clir)
         if target_uri is None:
             return
-        index = f"{parent}.1"
-        self._history.append(HistoryEntry(target_uri, index, cause=cause, mp=parent))
+        parent = diverted.index
+        self._history.append(HistoryEntry(target_uri, f"{parent}.1", cause=cause, mp=parent))
         if target_extension is not None:
-            self._index[target_extension] = index
+            self._entry[target_extension] = len(self._history) - 1
 
     def _leg(self, line: LineFacts, *, external: bool) -> Leg:
         return Leg(
@@ -597,9 +583,7 @@ def simulate(
         actions.append(session.resume(answer(action)))
 
 
-def lookup_from(
-    lines: Iterable[LineFacts], groups: Iterable[GroupTarget] = ()
-) -> Callable[[str], LineFacts | GroupTarget | None]:
+def lookup_from(lines: Iterable[LineFacts], groups: Iterable[GroupTarget] = ()) -> Lookup:
     """A ``Lookup`` over fixed facts: by extension, by group number, and by public number
     when exactly one line has it (a company number shared by ``6xx`` lines is not one)."""
     lines = list(lines)

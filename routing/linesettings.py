@@ -54,12 +54,14 @@ from datetime import datetime
 from enum import IntEnum, StrEnum
 from typing import Any
 
+from routing.numbering import NumberingPlan, destination_class
+
 SCHEMA = 1
 """The ``v`` written by ``to_dict``; ``from_dict`` refuses a higher one."""
 
 VOICEMAIL = "888"
-"""The voicemail number (``switch.directory.VOICEMAIL_NUMBER``): as a forward
-destination, the forwarding line's own box."""
+"""The voicemail number (``switch.directory`` imports it as ``VOICEMAIL_NUMBER``): as
+a forward destination, the forwarding line's own box."""
 
 STANDARD_GROUP = "999"
 """The "Standard" group every line belongs to unless declared otherwise."""
@@ -71,8 +73,11 @@ RING_S_RANGE = range(5, 61)
 PRE_ANSWER_MAX_S = 60
 """Longest pre-answer announcement a user may record with ``*35*2``."""
 
+INTERNAL_NUMBER = re.compile(r"[1-9][0-9]{2}")
+"""The shape of an internal number: an extension (``401``, ``601``) or a hunt group
+(``500``, ``999``)."""
+
 _DESTINATION = re.compile(r"\+?[0-9]{2,20}")
-_GROUP = re.compile(r"[1-9][0-9]{2}")
 
 
 class SettingsError(ValueError):
@@ -90,6 +95,14 @@ class ForwardCondition(StrEnum):
 
 CONDITIONAL = (ForwardCondition.BUSY, ForwardCondition.NO_ANSWER, ForwardCondition.UNREACHABLE)
 ALL_CONDITIONS = (ForwardCondition.UNCONDITIONAL, *CONDITIONAL)
+
+FORWARD_LABELS: Mapping[ForwardCondition, str] = {
+    ForwardCondition.UNCONDITIONAL: "renvoi immédiat",
+    ForwardCondition.BUSY: "renvoi sur occupation",
+    ForwardCondition.NO_ANSWER: "renvoi sur non-réponse",
+    ForwardCondition.UNREACHABLE: "renvoi sur non-connexion",
+}
+"""The operator's word for each forward, in ``because`` traces."""
 
 
 class VoicePresentation(IntEnum):
@@ -113,6 +126,16 @@ class ForwardedIdentity(StrEnum):
 class DayNight(StrEnum):
     DAY = "day"
     NIGHT = "night"
+
+
+def is_internal_number(dest: str, plan: NumberingPlan | None = None) -> bool:
+    """``dest`` has the shape of an internal number and is not an emergency number
+    (``112``, ``115``… are short public numbers): a line or group of the company,
+    never a public number, whether the company has it or not."""
+    return (
+        INTERNAL_NUMBER.fullmatch(dest) is not None
+        and destination_class(dest, plan).klass != "emergency"
+    )
 
 
 def is_destination(value: str) -> bool:
@@ -208,7 +231,7 @@ class LineSettings:
 
     def __post_init__(self) -> None:
         for group in self.left_groups:
-            if not isinstance(group, str) or not _GROUP.fullmatch(group):
+            if not isinstance(group, str) or not INTERNAL_NUMBER.fullmatch(group):
                 raise ValueError(f"left_groups: not a group number: {group!r}")
 
     # -- hunt groups --------------------------------------------------------------
@@ -283,9 +306,9 @@ class LineSettings:
                 left_groups=frozenset(r.texts("left_groups")),
                 forwarded_identity=ForwardedIdentity(identity),
             )
-        except ValueError as exc:
-            if isinstance(exc, SettingsError):
-                raise
+        except SettingsError:
+            raise
+        except ValueError as exc:  # a model invariant (``__post_init__``)
             raise SettingsError(f"settings: {exc}") from None
 
 
@@ -405,6 +428,8 @@ __all__ = [
     "ALL_CONDITIONS",
     "CONDITIONAL",
     "DEFAULT_RING_S",
+    "FORWARD_LABELS",
+    "INTERNAL_NUMBER",
     "PRE_ANSWER_MAX_S",
     "RING_S_RANGE",
     "SCHEMA",
@@ -422,4 +447,5 @@ __all__ = [
     "VoicePresentation",
     "day_night_mode",
     "is_destination",
+    "is_internal_number",
 ]

@@ -9,8 +9,8 @@ clock, no asyncio. Two steps, driven by the switch (``switch.features``)::
         case Invalid():        answer, play "refused", hang up (command.reason in the log)
         case PlaceCall() | RecordPreAnswer() | CallVoicemail() | CallGroup()
              | SpeedDial() | Pickup():
-                               the executor does it (ACTIONS)
-        case _:                # a settings change or a query (SETTINGS_COMMANDS)
+                               the executor does it (an ``Action``)
+        case _:                # a settings change or a query (a ``SettingCommand``)
             settings, confirmation = apply(settings, command, ctx)
             persist settings, then answer, play confirmation.reply, hang up
 
@@ -73,6 +73,8 @@ from routing.linesettings import (
     ALL_CONDITIONS,
     CONDITIONAL,
     DEFAULT_RING_S,
+    FORWARD_LABELS,
+    INTERNAL_NUMBER,
     PRE_ANSWER_MAX_S,
     RING_S_RANGE,
     STANDARD_GROUP,
@@ -81,12 +83,13 @@ from routing.linesettings import (
     Forwarding,
     LineSettings,
     VoicePresentation,
+    is_internal_number,
 )
 from routing.numbering import NumberingPlan, destination_class, normalize
 from routing.restrictions import check as check_restriction
 
 SPEED_DIAL_RANGE = range(700, 870)
-"""Numéros abrégés 700-869 (``switch.directory.SPEED_DIAL_RANGE``)."""
+"""Numéros abrégés 700-869 (``switch.directory`` checks the directory's codes with it)."""
 
 PICKUP_PREFIX = "*8*"
 """Directed call pickup: ``*8*`` + the ringing phone's extension (not in STAR-CODES.md)."""
@@ -101,13 +104,18 @@ Conditions = tuple[ForwardCondition, ...]
 
 
 # -- what parse returns ---------------------------------------------------------------
-#
-# ``dialled`` is kept for traces only (``compare=False``): ``parse("*65*1") ==
-# SetClir(True)``.
 
 
 @dataclass(frozen=True, slots=True)
-class SetForward:
+class _Command:
+    """What every command carries: the string dialled, for traces only (keyword-only and
+    left out of comparisons: ``parse("*65*1") == SetClir(True)``)."""
+
+    dialled: str = field(default="", compare=False, kw_only=True)
+
+
+@dataclass(frozen=True, slots=True)
+class SetForward(_Command):
     """Forward ``conditions`` to ``destination`` (as dialled; ``apply`` resolves it).
 
     ``ring_s``: the no-answer ring time to set (``None``: keep the current one).
@@ -116,150 +124,133 @@ class SetForward:
     conditions: Conditions
     destination: str
     ring_s: int | None = None
-    dialled: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
-class RecallForward:
+class RecallForward(_Command):
     """Forward ``conditions`` to the last destination used (``*24``, ``*27``)."""
 
     conditions: Conditions
-    dialled: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
-class CancelForward:
+class CancelForward(_Command):
     """Back to the initial state: voicemail for conditional forwards, none otherwise."""
 
     conditions: Conditions
-    dialled: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
-class QueryForward:
+class QueryForward(_Command):
     """ACTIVE when every one of ``conditions`` is forwarded elsewhere than the default."""
 
     conditions: Conditions
-    dialled: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
-class SetClir:
+class SetClir(_Command):
     """Withhold (``True``) or present (``False``) my identity on all calls."""
 
     withheld: bool
-    dialled: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
-class QueryClir:
-    dialled: str = field(default="", compare=False)
+class QueryClir(_Command):
+    """``**65``: ACTIVE while my identity is withheld."""
 
 
 @dataclass(frozen=True, slots=True)
-class SetPreAnswer:
+class SetPreAnswer(_Command):
     """Activate or deactivate my recorded pre-answer announcement."""
 
     active: bool
-    dialled: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
-class QueryPreAnswer:
-    dialled: str = field(default="", compare=False)
+class QueryPreAnswer(_Command):
+    """``**35``: ACTIVE while my announcement is active and recorded."""
 
 
 @dataclass(frozen=True, slots=True)
-class JoinGroup:
+class JoinGroup(_Command):
     """Ring again for hunt group ``group`` (``None``: all my groups)."""
 
     group: str | None
-    dialled: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
-class LeaveGroup:
+class LeaveGroup(_Command):
     """Stop ringing for hunt group ``group`` (``None``: all my groups)."""
 
     group: str | None
-    dialled: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
-class SetVoicePresentation:
+class SetVoicePresentation(_Command):
     mode: VoicePresentation
-    dialled: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
-class QueryVoicePresentation:
-    dialled: str = field(default="", compare=False)
+class QueryVoicePresentation(_Command):
+    """``**33``: ACTIVE unless voice presentation is off."""
 
 
 @dataclass(frozen=True, slots=True)
-class SetForwardProtection:
+class SetForwardProtection(_Command):
     """While on, internal phones cannot forward to me (``*89*1``)."""
 
     on: bool
-    dialled: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
-class QueryForwardProtection:
-    dialled: str = field(default="", compare=False)
+class QueryForwardProtection(_Command):
+    """``**89``: ACTIVE while forwarding protection is on."""
 
 
 # Actions: the executor carries them out; ``apply`` is not for them.
 
 
 @dataclass(frozen=True, slots=True)
-class PlaceCall:
+class PlaceCall(_Command):
     """``*66*<number>``: call ``number`` (as dialled: internal, speed dial or public)."""
 
     number: str
     withheld: bool = True
-    dialled: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
-class RecordPreAnswer:
+class RecordPreAnswer(_Command):
     """``*35*2``: answer, record up to ``max_s`` seconds, ``end_key`` ends; then store the
     audio and call ``LineSettings.with_pre_answer_message(ref)``."""
 
     max_s: int = PRE_ANSWER_MAX_S
     end_key: str = "#"
-    dialled: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
-class CallVoicemail:
+class CallVoicemail(_Command):
     """``888``: the voicemail (own box from one's phone; a PIN is asked from others)."""
 
-    dialled: str = field(default="", compare=False)
-
 
 @dataclass(frozen=True, slots=True)
-class CallGroup:
+class CallGroup(_Command):
     """``999``: ring the group (the Standard: every phone but the caller's)."""
 
     group: str
-    dialled: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
-class SpeedDial:
+class SpeedDial(_Command):
     """``700``-``869``: call the company directory's entry (:func:`resolve_speed_dial`)."""
 
     code: str
-    dialled: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
-class Pickup:
+class Pickup(_Command):
     """``*8*<ext>``: answer the call ringing on ``extension`` (not in STAR-CODES.md)."""
 
     extension: str
-    dialled: str = field(default="", compare=False)
 
 
 SettingCommand = (
@@ -278,33 +269,10 @@ SettingCommand = (
     | SetForwardProtection
     | QueryForwardProtection
 )
+"""What ``apply`` takes: a change of the line's settings, or a query."""
 Action = PlaceCall | RecordPreAnswer | CallVoicemail | CallGroup | SpeedDial | Pickup
+"""What the executor carries out itself."""
 Command = SettingCommand | Action
-
-SETTINGS_COMMANDS: tuple[type, ...] = (
-    SetForward,
-    RecallForward,
-    CancelForward,
-    QueryForward,
-    SetClir,
-    QueryClir,
-    SetPreAnswer,
-    QueryPreAnswer,
-    JoinGroup,
-    LeaveGroup,
-    SetVoicePresentation,
-    QueryVoicePresentation,
-    SetForwardProtection,
-    QueryForwardProtection,
-)
-ACTIONS: tuple[type, ...] = (
-    PlaceCall,
-    RecordPreAnswer,
-    CallVoicemail,
-    CallGroup,
-    SpeedDial,
-    Pickup,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,28 +383,20 @@ def _place_call(args: Args) -> Command | str:
     return _number_problem(number, "numéro") or PlaceCall(number, withheld=True)
 
 
-def _group(make: Callable[[str], Command]) -> Builder:
+def _internal(arg: str, what: str, make: Callable[[str], Command]) -> Builder:
+    """A command on an internal number (a group, an extension): 3 digits."""
+
     def build(args: Args) -> Command | str:
-        group = args.get("group") or ""
-        if not _THREE_DIGITS.fullmatch(group):
-            return f"groupement {group or '(vide)'} : 3 chiffres attendus"
-        return make(group)
+        value = args.get(arg) or ""
+        if not INTERNAL_NUMBER.fullmatch(value):
+            return f"{what} {value or '(vide)'} : 3 chiffres attendus"
+        return make(value)
 
     return build
 
 
-def _pickup(args: Args) -> Command | str:
-    ext = args.get("ext") or ""
-    if not _THREE_DIGITS.fullmatch(ext):
-        return f"poste {ext or '(vide)'} : 3 chiffres attendus"
-    return Pickup(ext)
-
-
 def _speed_dial(args: Args) -> Command | str:
     return SpeedDial(args.get("code") or "")
-
-
-_THREE_DIGITS = re.compile(r"[1-9][0-9]{2}")
 
 
 def _number_problem(digits: str, what: str) -> str | None:
@@ -531,8 +491,8 @@ CODES: tuple[Code, ...] = (
     Code("*35*1", "office", "activate my pre-answer announcement", _const(SetPreAnswer(True))),
     Code("*35*0", "office", "deactivate my pre-answer announcement", _const(SetPreAnswer(False))),
     Code("**35", "office", "query my pre-answer announcement", _const(QueryPreAnswer())),
-    Code("*31*<group>", "office", "join hunt group", _group(JoinGroup)),
-    Code("*30*<group>", "office", "leave hunt group", _group(LeaveGroup)),
+    Code("*31*<group>", "office", "join hunt group", _internal("group", "groupement", JoinGroup)),
+    Code("*30*<group>", "office", "leave hunt group", _internal("group", "groupement", LeaveGroup)),
     Code("*31", "office", "join all my hunt groups", _const(JoinGroup(None))),
     Code("*30", "office", "leave all my hunt groups", _const(LeaveGroup(None))),
     *(_presentation(mode) for mode in VoicePresentation),
@@ -571,7 +531,9 @@ CODES: tuple[Code, ...] = (
     Code("##004#", "gsm", "cancel all conditional forwards", _const(CancelForward(CONDITIONAL))),
     Code("##002#", "gsm", "cancel all forwards", _const(CancelForward(ALL_CONDITIONS))),
     # -- not in STAR-CODES.md -------------------------------------------------------------
-    Code(f"{PICKUP_PREFIX}<ext>", "extra", "directed call pickup", _pickup),
+    Code(
+        f"{PICKUP_PREFIX}<ext>", "extra", "directed call pickup", _internal("ext", "poste", Pickup)
+    ),
 )
 """Every code, first match wins (see the module docstring)."""
 
@@ -704,7 +666,7 @@ def check_forward_destination(dest: str, ctx: StarContext) -> DestinationCheck:
     speed = resolve_speed_dial(dest, ctx.speed_dials)
     if speed is not None:
         prefix, dest = f"numéro abrégé {dest} → {speed}, ", speed
-    elif _THREE_DIGITS.fullmatch(dest) and (destination_class(dest, ctx.plan).klass != "emergency"):
+    elif is_internal_number(dest, ctx.plan):
         return DestinationCheck(False, dest, f"numéro interne inconnu {dest}")
     number = normalize(dest, ctx.plan)
     if number.kind == "invalid":
@@ -716,20 +678,12 @@ def check_forward_destination(dest: str, ctx: StarContext) -> DestinationCheck:
     return DestinationCheck(verdict.allowed, number.value, because)
 
 
-_CONDITION_LABELS = {
-    ForwardCondition.UNCONDITIONAL: "renvoi immédiat",
-    ForwardCondition.BUSY: "renvoi sur occupation",
-    ForwardCondition.NO_ANSWER: "renvoi sur non-réponse",
-    ForwardCondition.UNREACHABLE: "renvoi sur non-connexion",
-}
-
-
 def _label(conditions: Conditions) -> str:
     if conditions == ALL_CONDITIONS:
         return "tous les renvois"
     if conditions == CONDITIONAL:
         return "renvois conditionnels"
-    return " et ".join(_CONDITION_LABELS[c] for c in conditions)
+    return " et ".join(FORWARD_LABELS[c] for c in conditions)
 
 
 def _trace(command: SettingCommand, *because: str) -> tuple[str, ...]:
@@ -796,10 +750,8 @@ def apply(
             return _ok(replace(settings, pre_answer=pre_answer), command, text)
         case QueryPreAnswer():
             return _state(settings, command, settings.pre_answer.plays, "pré-décroché")
-        case JoinGroup(group):
-            return _join(settings, command, group, ctx)
-        case LeaveGroup(group):
-            return _leave(settings, command, group, ctx)
+        case JoinGroup() | LeaveGroup():
+            return _membership(settings, command, ctx)
         case SetVoicePresentation(mode):
             text = f"présentation vocale {int(mode)}"
             return _ok(replace(settings, voice_presentation=mode), command, text)
@@ -842,38 +794,24 @@ def _set_forward(
     return _ok(replace(settings, forwarding=fw), command, *because)
 
 
-def _join(
-    settings: LineSettings, command: SettingCommand, group: str | None, ctx: StarContext
+def _membership(
+    settings: LineSettings, command: JoinGroup | LeaveGroup, ctx: StarContext
 ) -> tuple[LineSettings, Confirmation]:
+    """``*31``/``*30`` (``group`` None: all my groups): the settings keep the groups left."""
+    join = isinstance(command, JoinGroup)
+    done = "rejoint" if join else "quitté"
+    group = command.group
     if group is None:
         if not ctx.member_of:
             return _no(settings, command, "membre d'aucun groupement")
+        left = frozenset() if join else ctx.member_of
         names = ", ".join(sorted(ctx.member_of))
-        return _ok(
-            replace(settings, left_groups=frozenset()), command, f"groupements {names} rejoints"
-        )
+        return _ok(replace(settings, left_groups=left), command, f"groupements {names} {done}s")
     problem = _group_problem(group, ctx)
     if problem:
         return _no(settings, command, problem)
-    left = settings.left_groups - {group}
-    return _ok(replace(settings, left_groups=left), command, f"groupement {group} rejoint")
-
-
-def _leave(
-    settings: LineSettings, command: SettingCommand, group: str | None, ctx: StarContext
-) -> tuple[LineSettings, Confirmation]:
-    if group is None:
-        if not ctx.member_of:
-            return _no(settings, command, "membre d'aucun groupement")
-        names = ", ".join(sorted(ctx.member_of))
-        return _ok(
-            replace(settings, left_groups=ctx.member_of), command, f"groupements {names} quittés"
-        )
-    problem = _group_problem(group, ctx)
-    if problem:
-        return _no(settings, command, problem)
-    left = settings.left_groups | {group}
-    return _ok(replace(settings, left_groups=left), command, f"groupement {group} quitté")
+    left = settings.left_groups - {group} if join else settings.left_groups | {group}
+    return _ok(replace(settings, left_groups=left), command, f"groupement {group} {done}")
 
 
 def _group_problem(group: str, ctx: StarContext) -> str | None:
@@ -885,10 +823,8 @@ def _group_problem(group: str, ctx: StarContext) -> str | None:
 
 
 __all__ = [
-    "ACTIONS",
     "CODES",
     "PICKUP_PREFIX",
-    "SETTINGS_COMMANDS",
     "SPEED_DIAL_RANGE",
     "Action",
     "CallGroup",

@@ -112,6 +112,7 @@ def test_answered() -> None:
 def test_caller_hangs_up() -> None:
     actions = run(line("401"), outcomes={"401": Closed()})
     assert isinstance(actions[-1], Done)
+    assert actions[-1].because[-1] == "l'appelant a raccroché"
 
 
 def test_without_voicemail_a_clear_failure_and_no_ring_timer() -> None:

@@ -19,9 +19,8 @@ from routing.linesettings import (
     VoicePresentation,
 )
 from routing.starcodes import (
-    ACTIONS,
     CODES,
-    SETTINGS_COMMANDS,
+    Action,
     CallGroup,
     CallVoicemail,
     CancelForward,
@@ -44,6 +43,7 @@ from routing.starcodes import (
     SetForward,
     SetForwardProtection,
     SetPreAnswer,
+    SettingCommand,
     SetVoicePresentation,
     SpeedDial,
     StarContext,
@@ -212,13 +212,13 @@ def test_code(
 ) -> None:
     parsed = parse(dialled)
     assert parsed == command
-    assert isinstance(parsed, SETTINGS_COMMANDS + ACTIONS)
+    assert isinstance(parsed, Command)
     assert parsed.dialled == dialled
     if before is None:
-        assert isinstance(parsed, ACTIONS)
+        assert isinstance(parsed, Action)
         return
-    assert isinstance(parsed, SETTINGS_COMMANDS)
-    new, confirmation = apply(before, parsed, CTX)  # type: ignore[arg-type]
+    assert isinstance(parsed, SettingCommand)
+    new, confirmation = apply(before, parsed, CTX)
     assert new == after
     assert confirmation.reply is reply
     assert confirmation.because[0] == f"code {dialled}"
@@ -301,7 +301,7 @@ def test_malformed_codes_are_invalid_with_a_reason(
 @given(st.text(alphabet="0123456789*#", max_size=40))
 def test_parse_never_raises_on_keypad_strings(dialled: str) -> None:
     parsed = parse(dialled)
-    assert isinstance(parsed, (NotAStarCode, Invalid, *SETTINGS_COMMANDS, *ACTIONS))
+    assert isinstance(parsed, NotAStarCode | Invalid | Command)
     if dialled.startswith(("*", "#")):
         assert not isinstance(parsed, NotAStarCode)
 
@@ -320,8 +320,8 @@ def test_apply_never_raises_on_what_parse_returns(
     dialled: str, settings: LineSettings, profile: int
 ) -> None:
     parsed = parse(dialled)
-    if isinstance(parsed, SETTINGS_COMMANDS):
-        new, confirmation = apply(settings, parsed, replace(CTX, forward_profile=profile))  # type: ignore[arg-type]
+    if isinstance(parsed, SettingCommand):
+        new, confirmation = apply(settings, parsed, replace(CTX, forward_profile=profile))
         if confirmation.reply is Reply.REFUSED:
             assert new == settings
 
@@ -331,8 +331,8 @@ def test_apply_never_raises_on_what_parse_returns(
 
 def refused(dialled: str, settings: LineSettings = S0, ctx: StarContext = CTX) -> str:
     parsed = parse(dialled)
-    assert isinstance(parsed, SETTINGS_COMMANDS)
-    new, confirmation = apply(settings, parsed, ctx)  # type: ignore[arg-type]
+    assert isinstance(parsed, SettingCommand)
+    new, confirmation = apply(settings, parsed, ctx)
     assert confirmation.reply is Reply.REFUSED
     assert confirmation.refused
     assert new == settings  # a refused code changes nothing
@@ -342,8 +342,8 @@ def refused(dialled: str, settings: LineSettings = S0, ctx: StarContext = CTX) -
 
 def accepted(dialled: str, settings: LineSettings = S0, ctx: StarContext = CTX) -> LineSettings:
     parsed = parse(dialled)
-    assert isinstance(parsed, SETTINGS_COMMANDS)
-    new, confirmation = apply(settings, parsed, ctx)  # type: ignore[arg-type]
+    assert isinstance(parsed, SettingCommand)
+    new, confirmation = apply(settings, parsed, ctx)
     assert confirmation.reply is Reply.ACCEPTED, confirmation.because
     return new
 
@@ -445,8 +445,8 @@ def test_one_voice_presentation_at_a_time() -> None:
 def test_queries_answer_active_only_when_the_service_differs_from_its_initial_state() -> None:
     def reply(dialled: str, settings: LineSettings) -> Reply:
         parsed = parse(dialled)
-        assert isinstance(parsed, SETTINGS_COMMANDS)
-        return apply(settings, parsed, CTX)[1].reply  # type: ignore[arg-type]
+        assert isinstance(parsed, SettingCommand)
+        return apply(settings, parsed, CTX)[1].reply
 
     assert reply("**24", S0) is Reply.INACTIVE  # to voicemail: the initial state
     assert reply("**27", fw(unreachable="402", no_answer="402")) is Reply.ACTIVE
@@ -493,7 +493,21 @@ def test_resolve_speed_dial() -> None:
     assert resolve_speed_dial("abc", directory) is None
 
 
-def test_every_condition_has_a_label() -> None:
-    for conditions in [(c,) for c in ForwardCondition] + [CONDITIONAL, ALL_CONDITIONS]:
-        _, confirmation = apply(S0, CancelForward(conditions), CTX)
-        assert confirmation.reply is Reply.ACCEPTED
+@pytest.mark.parametrize(
+    ("conditions", "because"),
+    [
+        ((U,), "renvoi immédiat annulé"),
+        ((B,), "renvoi sur occupation annulé (messagerie vocale)"),
+        ((N,), "renvoi sur non-réponse annulé (messagerie vocale)"),
+        ((R,), "renvoi sur non-connexion annulé (messagerie vocale)"),
+        ((R, N), "renvoi sur non-connexion et renvoi sur non-réponse annulé (messagerie vocale)"),
+        (CONDITIONAL, "renvois conditionnels annulé (messagerie vocale)"),
+        (ALL_CONDITIONS, "tous les renvois annulé"),
+    ],
+)
+def test_every_condition_has_a_label(
+    conditions: tuple[ForwardCondition, ...], because: str
+) -> None:
+    _, confirmation = apply(S0, CancelForward(conditions), CTX)
+    assert confirmation.reply is Reply.ACCEPTED
+    assert confirmation.because == (because,)

@@ -84,9 +84,12 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.util import load_yaml_guess_indent
 
+from routing.linesettings import STANDARD_GROUP as STANDARD_GROUP
+from routing.linesettings import VOICEMAIL as VOICEMAIL_NUMBER
 from routing.numbering import normalize
 from routing.program import Name
 from routing.source import ConfigError, ConfigErrors, Loc, YamlDocument, load_yaml, validate
+from routing.starcodes import SPEED_DIAL_RANGE
 from switch.sip.auth import ha1 as compute_ha1
 
 DIRECTORY_FILE = "directory.yaml"
@@ -97,9 +100,6 @@ HARDWARE_MODELS: tuple[DeviceModel, ...] = ("vvx", "67i")
 # YAML key -> RFC 7616 algorithm name (as ``switch.sip.auth`` spells it).
 HA1_ALGORITHMS: dict[str, str] = {"md5": "MD5", "sha256": "SHA-256"}
 
-STANDARD_GROUP = "999"
-VOICEMAIL_NUMBER = "888"
-SPEED_DIAL_RANGE = range(700, 870)
 INTERNAL_ONLY_RANGE = range(601, 621)
 MAX_GROUPS = 10  # "jusqu'à 10 autres groupements" besides the Standard
 DEFAULT_MAX_CALLS = 5

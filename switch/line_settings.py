@@ -42,7 +42,6 @@ natively (``WATCH``/``MULTI`` for ``update``).
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,11 +50,11 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
 from routing.linesettings import GroupSettings, LineSettings, SettingsError
+from switch.sqlite_store import SqliteFile, Synchronous
 
 DB_FILE = "line_settings.sqlite3"
 SCHEMA_VERSION = 1
 
-Synchronous = Literal["OFF", "NORMAL", "FULL"]
 T = TypeVar("T")
 Change = Callable[[LineSettings], tuple[LineSettings, T]]
 
@@ -227,7 +226,6 @@ class MemoryLineSettingsStore:
 # -- SQLite ---------------------------------------------------------------------------
 
 _SCHEMA = (
-    "CREATE TABLE schema_version (version INTEGER NOT NULL)",
     """CREATE TABLE line_settings (
         key         TEXT    PRIMARY KEY,  -- extension@domain (switch.directory.Line.key)
         settings    TEXT    NOT NULL,     -- JSON: routing.linesettings.LineSettings.to_dict()
@@ -258,16 +256,6 @@ def _select(table: _Table) -> str:
     return f"SELECT settings, version, updated_at FROM {table} WHERE key = ?"
 
 
-def _schema_version(db: sqlite3.Connection) -> int | None:
-    row = db.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
-    ).fetchone()
-    if row is None:
-        return None
-    version = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
-    return int(version[0]) if version and version[0] is not None else None
-
-
 class SqliteLineSettingsStore:
     """Settings in ``path`` (created if absent). Every method commits before it returns.
 
@@ -276,7 +264,7 @@ class SqliteLineSettingsStore:
     shared between threads (its connection is guarded by a lock).
     """
 
-    __slots__ = ("_clock", "_db", "_lock", "path")
+    __slots__ = ("_clock", "_file", "_lock", "path")
 
     def __init__(
         self,
@@ -288,44 +276,14 @@ class SqliteLineSettingsStore:
         self.path = Path(path)
         self._clock = clock
         self._lock = threading.Lock()
-        if synchronous not in ("OFF", "NORMAL", "FULL"):
-            raise LineSettingsStoreError(
-                f"synchronous must be OFF, NORMAL or FULL: {synchronous!r}"
-            )
-        try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise LineSettingsStoreError(f"{self.path}: {exc}") from exc
-        try:
-            self._open(synchronous)
-        except sqlite3.Error as exc:
-            self._db.close()
-            raise LineSettingsStoreError(f"{self.path}: {exc}") from exc
-        except LineSettingsStoreError:
-            self._db.close()
-            raise
-
-    def _open(self, synchronous: Synchronous) -> None:
-        db = self._db
-        db.execute("PRAGMA busy_timeout = 5000")
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute(f"PRAGMA synchronous = {synchronous}")
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            version = _schema_version(db)
-            if version is None:
-                for statement in _SCHEMA:
-                    db.execute(statement)
-                db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-                version = SCHEMA_VERSION
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        if version > SCHEMA_VERSION:
-            raise LineSettingsStoreError(
-                f"{self.path}: schema version {version}; this build reads {SCHEMA_VERSION}"
-            )
+        self._file = SqliteFile(
+            self.path,
+            schema=_SCHEMA,
+            version=SCHEMA_VERSION,
+            synchronous=synchronous,
+            error=LineSettingsStoreError,
+            check_same_thread=False,
+        )
 
     # -- lines --------------------------------------------------------------------------
 
@@ -334,7 +292,7 @@ class SqliteLineSettingsStore:
         return LineSettings() if stored is None else stored.settings
 
     def load_versioned(self, line_key: str) -> Stored | None:
-        with self._lock:
+        with self._lock, self._file.errors():
             row = self._read("line_settings", line_key)
         if row is None:
             return None
@@ -342,11 +300,11 @@ class SqliteLineSettingsStore:
         return Stored(self._line(line_key, data), version, datetime.fromisoformat(updated_at))
 
     def save(self, line_key: str, settings: LineSettings) -> int:
-        with self._lock:
-            return self._transaction(lambda: self._write("line_settings", line_key, settings))
+        with self._lock, self._file.transaction():
+            return self._write("line_settings", line_key, settings)
 
     def update(self, line_key: str, change: Change[T]) -> tuple[LineSettings, T]:
-        def run() -> tuple[LineSettings, T]:
+        with self._lock, self._file.transaction():
             row = self._read("line_settings", line_key)
             current = LineSettings() if row is None else self._line(line_key, row[0])
             new, result = change(current)
@@ -354,22 +312,20 @@ class SqliteLineSettingsStore:
                 self._write("line_settings", line_key, new)
             return new, result
 
-        with self._lock:
-            return self._transaction(run)
-
     def delete(self, line_key: str) -> None:
-        with self._lock:
-            self._transaction(lambda: self._delete("line_settings", line_key))
+        with self._lock, self._file.transaction() as db:
+            db.execute("DELETE FROM line_settings WHERE key = ?", (line_key,))
 
     def all(self) -> dict[str, LineSettings]:
-        with self._lock:
-            rows = self._query("SELECT key, settings FROM line_settings ORDER BY key")
-        return {key: self._line(key, data) for key, data in rows}
+        with self._lock, self._file.errors():
+            rows = self._file.db.execute("SELECT key, settings FROM line_settings ORDER BY key")
+            found = [(str(key), str(data)) for key, data in rows.fetchall()]
+        return {key: self._line(key, data) for key, data in found}
 
     # -- groups -------------------------------------------------------------------------
 
     def load_group(self, key: str) -> GroupSettings:
-        with self._lock:
+        with self._lock, self._file.errors():
             row = self._read("group_settings", key)
         if row is None:
             return GroupSettings()
@@ -379,16 +335,16 @@ class SqliteLineSettingsStore:
             raise LineSettingsStoreError(f"{self.path}: group {key}: {exc}") from None
 
     def save_group(self, key: str, settings: GroupSettings) -> int:
-        with self._lock:
-            return self._transaction(lambda: self._write("group_settings", key, settings))
+        with self._lock, self._file.transaction():
+            return self._write("group_settings", key, settings)
 
     def delete_group(self, key: str) -> None:
-        with self._lock:
-            self._transaction(lambda: self._delete("group_settings", key))
+        with self._lock, self._file.transaction() as db:
+            db.execute("DELETE FROM group_settings WHERE key = ?", (key,))
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            self._file.close()
 
     # -- SQL ----------------------------------------------------------------------------
 
@@ -399,42 +355,14 @@ class SqliteLineSettingsStore:
             raise LineSettingsStoreError(f"{self.path}: line {key}: {exc}") from None
 
     def _read(self, table: _Table, key: str) -> tuple[str, int, str] | None:
-        try:
-            row = self._db.execute(_select(table), (key,)).fetchone()
-        except sqlite3.Error as exc:
-            raise LineSettingsStoreError(f"{self.path}: {exc}") from exc
+        row = self._file.db.execute(_select(table), (key,)).fetchone()
         return None if row is None else (str(row[0]), int(row[1]), str(row[2]))
-
-    def _query(self, sql: str) -> list[tuple[str, str]]:
-        try:
-            return [(str(k), str(v)) for k, v in self._db.execute(sql).fetchall()]
-        except sqlite3.Error as exc:
-            raise LineSettingsStoreError(f"{self.path}: {exc}") from exc
 
     def _write(self, table: _Table, key: str, settings: LineSettings | GroupSettings) -> int:
         text = json.dumps(settings.to_dict(), separators=(",", ":"), sort_keys=True)
         at = self._clock().astimezone(UTC).isoformat()
-        row = self._db.execute(_upsert(table), (key, text, at)).fetchone()
+        row = self._file.db.execute(_upsert(table), (key, text, at)).fetchone()
         return int(row[0])
-
-    def _delete(self, table: _Table, key: str) -> None:
-        self._db.execute(f"DELETE FROM {table} WHERE key = ?", (key,))
-
-    def _transaction(self, body: Callable[[], T]) -> T:
-        """``body`` inside ``BEGIN IMMEDIATE``: committed when this returns, rolled back
-        when it raises (an ``sqlite3.Error`` becomes ``LineSettingsStoreError``)."""
-        db = self._db
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                result = body()
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise LineSettingsStoreError(f"{self.path}: {exc}") from exc
-        return result
 
 
 def _json(text: str) -> Any:

@@ -63,16 +63,21 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
 from switch.registrar import Binding
 from switch.sip.endpoint import Endpoint
+from switch.sqlite_store import (
+    BUSY_TIMEOUT_MS,
+    SqliteFile,
+    Synchronous,
+    check_version,
+    schema_version,
+)
 
 # The file in the data directory.
 DB_FILE = "registrations.sqlite3"
 SCHEMA_VERSION = 1
-
-Synchronous = Literal["OFF", "NORMAL", "FULL"]
 
 
 class LocationStoreError(Exception):
@@ -308,7 +313,6 @@ class MemoryLocationStore:
 # -- SQLite -------------------------------------------------------------------------
 
 _SCHEMA = (
-    "CREATE TABLE schema_version (version INTEGER NOT NULL)",
     """CREATE TABLE bindings (
         aor          TEXT    NOT NULL,
         key          TEXT    NOT NULL,   -- Binding.key: instance + reg-id, or the contact
@@ -405,35 +409,6 @@ def _from_row(row: _Row) -> Binding:
     )
 
 
-def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
-    if readonly:
-        # The switch may be running: read through WAL without taking locks
-        # that would delay its commits, and never create the file.
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
-    else:
-        db = sqlite3.connect(path, isolation_level=None)
-    db.execute("PRAGMA busy_timeout = 5000")
-    return db
-
-
-def _schema_version(db: sqlite3.Connection) -> int | None:
-    row = db.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
-    ).fetchone()
-    if row is None:
-        return None
-    version = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
-    return int(version[0]) if version and version[0] is not None else None
-
-
-def _check_version(path: Path, version: int | None) -> None:
-    if version is None or version > SCHEMA_VERSION:
-        found = "no schema version" if version is None else f"schema version {version}"
-        raise LocationStoreError(
-            f"{path}: {found}; this build reads schema version {SCHEMA_VERSION}"
-        )
-
-
 class SqliteLocationStore:
     """Bindings in ``path`` (created if absent), with the memory index in front.
 
@@ -441,38 +416,29 @@ class SqliteLocationStore:
     ``read_bindings`` while the switch runs.
     """
 
-    __slots__ = ("_db", "_index", "path")
+    __slots__ = ("_file", "_index", "path")
 
     def __init__(self, path: Path | str, *, synchronous: Synchronous = "NORMAL") -> None:
         self.path = Path(path)
+        self._file = SqliteFile(
+            self.path,
+            schema=_SCHEMA,
+            version=SCHEMA_VERSION,
+            synchronous=synchronous,
+            error=LocationStoreError,
+        )
         try:
-            self._db = _connect(self.path, readonly=False)
-        except sqlite3.Error as exc:
-            raise LocationStoreError(f"{self.path}: {exc}") from exc
-        try:
-            self._open(synchronous)
-        except sqlite3.Error as exc:
-            self._db.close()
-            raise LocationStoreError(f"{self.path}: {exc}") from exc
-        except LocationStoreError:
-            self._db.close()
+            bindings = self._reload()
+        except BaseException:
+            self._file.close()
             raise
+        self._index = _Index()
+        for binding in bindings:
+            self._index.put(binding)
 
-    def _open(self, synchronous: Synchronous) -> None:
-        if synchronous not in ("OFF", "NORMAL", "FULL"):
-            raise LocationStoreError(f"synchronous must be OFF, NORMAL or FULL: {synchronous!r}")
-        db = self._db
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute(f"PRAGMA synchronous = {synchronous}")
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            version = _schema_version(db)
-            if version is None:
-                for statement in _SCHEMA:
-                    db.execute(statement)
-                db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-                version = SCHEMA_VERSION
-            _check_version(self.path, version)
+    def _reload(self) -> list[Binding]:
+        """The stored bindings, their connections forgotten and their keys recomputed."""
+        with self._file.transaction() as db:
             # Connections do not outlive the process (see the module docstring).
             db.execute(_FORGET_CONNECTIONS)
             bindings = []
@@ -483,13 +449,7 @@ class SqliteLocationStore:
                     db.execute(_DELETE, (binding.aor, row[1]))
                     db.execute(_UPSERT, _to_row(binding))
                 bindings.append(binding)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        self._index = _Index()
-        for binding in bindings:
-            self._index.put(binding)
+        return bindings
 
     def lookup(self, aor: str) -> list[Binding]:
         return self._index.lookup(aor)
@@ -533,24 +493,15 @@ class SqliteLocationStore:
         return changed
 
     def close(self) -> None:
-        self._db.close()
+        self._file.close()
 
     def _write(self, deletes: list[tuple[str, str]], writes: list[Binding]) -> None:
         """One transaction; committed when this returns, rolled back when it raises."""
-        db = self._db
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                if deletes:
-                    db.executemany(_DELETE, deletes)
-                if writes:
-                    db.executemany(_UPSERT, [_to_row(b) for b in writes])
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise LocationStoreError(f"{self.path}: {exc}") from exc
+        with self._file.transaction() as db:
+            if deletes:
+                db.executemany(_DELETE, deletes)
+            if writes:
+                db.executemany(_UPSERT, [_to_row(b) for b in writes])
 
 
 def read_bindings(path: Path | str) -> list[Binding]:
@@ -563,11 +514,14 @@ def read_bindings(path: Path | str) -> list[Binding]:
     if not path.exists():
         return []
     try:
-        db = _connect(path, readonly=True)
+        # The switch may be running: read through WAL without taking locks that
+        # would delay its commits, and never create the file.
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
     except sqlite3.Error as exc:
         raise LocationStoreError(f"{path}: {exc}") from exc
     try:
-        _check_version(path, _schema_version(db))
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        check_version(path, schema_version(db), SCHEMA_VERSION, LocationStoreError)
         return [_from_row(row) for row in db.execute(_SELECT)]
     except sqlite3.Error as exc:
         raise LocationStoreError(f"{path}: {exc}") from exc

@@ -27,8 +27,9 @@ from routing.linesettings import (
     SettingsError,
     VoicePresentation,
     day_night_mode,
+    is_internal_number,
 )
-from routing.starcodes import Reply, StarContext, apply, parse
+from routing.starcodes import Reply, SettingCommand, StarContext, apply, parse
 from switch.line_settings import (
     DB_FILE,
     AsyncSettingsStore,
@@ -157,6 +158,16 @@ def test_forwarding_accessors() -> None:
     assert fw.with_destination(ForwardCondition.UNCONDITIONAL, "888").unconditional == "888"
 
 
+@pytest.mark.parametrize(
+    ("dest", "internal"),
+    [("401", True), ("999", True), ("499", True), ("112", False), ("3639", False), ("40", False)],
+)
+def test_internal_numbers_are_three_digits_but_not_emergency_numbers(
+    dest: str, internal: bool
+) -> None:
+    assert is_internal_number(dest) is internal
+
+
 def test_hunt_group_membership() -> None:
     declared = frozenset({"999", "500"})
     settings = LineSettings(left_groups=frozenset({"500"}))
@@ -256,8 +267,9 @@ def test_update_persists_a_star_code_before_returning(make_store: StoreFactory) 
     store = make_store()
     ctx = StarContext("401", forward_profile=10, extensions=frozenset({"401", "402"}))
     command = parse("*24*402")
+    assert isinstance(command, SettingCommand)
 
-    settings, confirmation = store.update(KEY, lambda s: apply(s, command, ctx))  # type: ignore[arg-type]
+    settings, confirmation = store.update(KEY, lambda s: apply(s, command, ctx))
     assert confirmation.reply is Reply.ACCEPTED
     assert settings.forwarding.unreachable == "402"
     assert store.load(KEY) == settings
@@ -270,11 +282,13 @@ def test_update_writes_nothing_when_nothing_changes(make_store: StoreFactory) ->
     store = make_store()
     ctx = StarContext("401", forward_profile=1)
     barred = parse("*24*0612345678")
-    _, confirmation = store.update(KEY, lambda s: apply(s, barred, ctx))  # type: ignore[arg-type]
+    assert isinstance(barred, SettingCommand)
+    _, confirmation = store.update(KEY, lambda s: apply(s, barred, ctx))
     assert confirmation.reply is Reply.REFUSED
     assert store.load_versioned(KEY) is None  # a refused code changes nothing
     query = parse("**65")
-    _, confirmation = store.update(KEY, lambda s: apply(s, query, ctx))  # type: ignore[arg-type]
+    assert isinstance(query, SettingCommand)
+    _, confirmation = store.update(KEY, lambda s: apply(s, query, ctx))
     assert confirmation.reply is Reply.INACTIVE
     assert store.load_versioned(KEY) is None
 
@@ -325,7 +339,9 @@ def test_the_file_survives_reopening(tmp_path: Path) -> None:
         assert again.load_group("500@pbx.test") == GroupSettings(DayNightOverride(DayNight.DAY))
 
 
-def test_concurrent_saves_keep_the_last(tmp_path: Path) -> None:
+def test_saves_through_two_connections_count_every_write_and_keep_the_last(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / DB_FILE
     with (
         closing(SqliteLineSettingsStore(path)) as one,
@@ -407,6 +423,7 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
 def test_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(LineSettingsStoreError, match="synchronous"):
         SqliteLineSettingsStore(tmp_path / DB_FILE, synchronous="ALWAYS")  # type: ignore[arg-type]
+    assert not (tmp_path / DB_FILE).exists()  # refused before the file is created
     with pytest.raises(LineSettingsStoreError):
         SqliteLineSettingsStore(tmp_path / "missing" / DB_FILE)
 

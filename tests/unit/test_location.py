@@ -273,6 +273,13 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
         read_bindings(path)
 
 
+def test_bad_synchronous_is_refused_before_the_file_is_created(tmp_path: Path) -> None:
+    path = tmp_path / DB_FILE
+    with pytest.raises(LocationStoreError, match="synchronous"):
+        SqliteLocationStore(path, synchronous="ALWAYS")  # type: ignore[arg-type]
+    assert not path.exists()
+
+
 def test_not_a_database_is_a_store_error(tmp_path: Path) -> None:
     path = tmp_path / DB_FILE
     path.write_bytes(b"this is not sqlite" * 100)

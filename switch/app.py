@@ -54,7 +54,7 @@ from switch.cdr import CdrStore, cdr_db_path
 from switch.cursors import CursorStore, cursors_db_path
 from switch.directory import DIRECTORY_FILE, Directory, load_directory, rewrite_clear_passwords
 from switch.location import AsyncStore, LocationStoreError, SqliteLocationStore, location_db_path
-from switch.log import LEVELS, configure_logging
+from switch.log import configure_logging
 from switch.metrics import CONTENT_TYPE, Metrics
 from switch.plans import BackupPlans, PlanChange, PlanError, PlanStore, plans_db_path
 from switch.registrar import live_bindings
@@ -240,9 +240,8 @@ class Server:
                         # New or changed message files: decoded now, off the event
                         # loop, rather than by the first call that plays them.
                         messages = self.b2bua.announcements_for(holder.current)
-                        if messages is not None:
-                            for failed in await asyncio.to_thread(messages.preload):
-                                log.error("message.unreadable", extra={"error": str(failed)})
+                        for failed in await asyncio.to_thread(messages.preload):
+                            log.error("message.unreadable", extra={"error": str(failed)})
                     log.info(
                         "routing.reloaded",
                         extra={"by": by, "numbers": len(library.numbers), "digest": library.digest},
@@ -314,10 +313,14 @@ class Server:
 
     async def serve(self) -> int:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.handle_exit, sig)
-        loop.add_signal_handler(signal.SIGHUP, self.handle_reload)
-        try:
+        async with contextlib.AsyncExitStack() as closing:
+            # Everything opened below is closed by this stack, in reverse order,
+            # whether the start fails half-way or the switch stops after serving.
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.handle_exit, sig)
+            loop.add_signal_handler(signal.SIGHUP, self.handle_reload)
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                closing.callback(loop.remove_signal_handler, sig)
             sip = self.settings.sip
             needs_tls = any(listener.transport == "tls" for listener in sip.listen)
             server_ssl = client_ssl = None
@@ -335,6 +338,7 @@ class Server:
                 return 1
             try:
                 sync_store = SqliteLocationStore(location_db_path(self.data_dir))
+                closing.callback(sync_store.close)
                 nonce_secret = load_nonce_secret(self.data_dir)
             except (LocationStoreError, OSError) as exc:
                 log.error("registrar.store_failed", extra={"error": str(exc)})
@@ -343,19 +347,18 @@ class Server:
                 plan_store = PlanStore(plans_db_path(self.data_dir))
             except sqlite3.Error as exc:
                 log.error("plans.store_failed", extra={"error": str(exc)})
-                sync_store.close()
                 return 1
+            closing.callback(plan_store.close)
             if not self._load_routing(plan_store):
-                plan_store.close()
-                sync_store.close()
                 return 1
             timers = sip.timers
             layer = TransactionLayer(
                 config=TimerConfig(t1=timers.t1, t2=timers.t2, t4=timers.t4),
                 new_branch=new_branch,
             )
+            caps = capabilities(self.settings)
             self.stack = stack = Stack(
-                StatelessCore(capabilities(self.settings)),
+                StatelessCore(caps),
                 layer,
                 limits=TransportLimits(
                     max_message_size=sip.limits.max_message_size,
@@ -378,7 +381,7 @@ class Server:
                 settings=self.settings.registrar,
                 nonce_secret=nonce_secret,
                 domain=sip.domain,
-                server=capabilities(self.settings).server,
+                server=caps.server,
             )
             # Silent bans: a gate in front of the stack drops what banned sources send.
             registrar.gate = BanGate(stack, registrar.admission, loop.time)
@@ -416,16 +419,6 @@ class Server:
             # Events: stack -> registrar (REGISTER) -> B2BUA (calls) -> stack's default.
             registrar.fallback = b2bua.handle_event
             stack.on_event = registrar.handle_event
-            try:
-                await stack.start(
-                    [ListenAddress(li.transport.upper(), li.host, li.port) for li in sip.listen]
-                )
-            except OSError as exc:
-                log.error("listen.failed", extra={"error": str(exc)})
-                plan_store.close()
-                sync_store.close()
-                return 1
-            await registrar.start()
             admin_settings = self.settings.admin
             self.admin = admin = AdminServer(
                 self,
@@ -433,6 +426,25 @@ class Server:
                 port=admin_settings.port,
                 token=admin_settings.token,
             )
+            # The stop, last first: the B2BUA hangs up every call, the stack lets
+            # their transactions end (:meth:`_stop`), then the admin API, the media,
+            # the registrar, a reload in flight and the stores close.
+            closing.callback(cursors.close)
+            closing.callback(cdr.close)
+            closing.push_async_callback(self._cancel_tasks)
+            closing.push_async_callback(registrar.close)
+            closing.push_async_callback(relay.close)
+            closing.push_async_callback(admin.close)
+            closing.push_async_callback(self._stop, stack)
+            closing.push_async_callback(b2bua.close)
+            try:
+                await stack.start(
+                    [ListenAddress(li.transport.upper(), li.host, li.port) for li in sip.listen]
+                )
+            except OSError as exc:
+                log.error("listen.failed", extra={"error": str(exc)})
+                return 1
+            await registrar.start()
             try:
                 await admin.start()
             except OSError as exc:
@@ -443,13 +455,6 @@ class Server:
                         "error": str(exc),
                     },
                 )
-                await b2bua.close()
-                await stack.close()
-                await relay.close()
-                await registrar.close()
-                cdr.close()
-                plan_store.close()
-                sync_store.close()
                 return 1
             log.info(
                 "ready",
@@ -472,27 +477,20 @@ class Server:
             await self.should_exit.wait()
             _sd_notify("STOPPING=1")
             # New INVITEs get 503 while calls in progress end by themselves, up to
-            # calls.drain_grace (a second signal cuts it short); then BYE the rest.
+            # calls.drain_grace (a second signal cuts it short); leaving the block
+            # then BYEs the rest and stops in two steps (``closing`` above).
             await b2bua.drain(self.settings.calls.drain_grace, self.force_exit)
-            await b2bua.close()  # BYE/CANCEL every call; the stop below lets them finish
-            await self._stop(stack)
-            await admin.close()
-            await relay.close()
-            await registrar.close()
-            for task in list(self._tasks):  # a SIGHUP reload in flight: its answer is moot
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-            cdr.close()
-            cursors.close()
-            plan_store.close()
-            sync_store.close()
-            log.info("stopped")
-            return 0
-        finally:
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                loop.remove_signal_handler(sig)
+        log.info("stopped")
+        return 0
 
     async def _stop(self, stack: Stack) -> None:
+        """Close the stack: in two steps once it served (``ready``), else at once."""
+        if self.ready.is_set():
+            await self._finish_transactions(stack)
+        # Step 2: close every socket and connection.
+        await stack.close()
+
+    async def _finish_transactions(self, stack: Stack) -> None:
         # Step 1: no new connections; let running transactions finish.
         await stack.stop_accepting()
         loop = asyncio.get_running_loop()
@@ -509,8 +507,12 @@ class Server:
             force.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await force
-        # Step 2: close everything.
-        await stack.close()
+
+    async def _cancel_tasks(self) -> None:
+        """A SIGHUP reload still in flight at the stop: its answer is moot."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -522,21 +524,20 @@ def run_command(args: argparse.Namespace) -> int:
             print(error, file=sys.stderr)
         return 1
     wall: Callable[[], float] = time.time
-    clock = getattr(args, "clock", None)
+    clock = args.clock
     if clock is not None:
         try:
             wall = injected_clock(datetime.fromisoformat(clock))
         except ValueError as exc:
             print(f"--clock {clock}: {exc}", file=sys.stderr)
             return 1
-    level = getattr(args, "log_level", None) or settings.log_level
-    configure_logging(level if level in LEVELS else "info")
+    configure_logging(args.log_level or settings.log_level)  # both checked: choices, LogLevel
     if clock is not None:
         log.warning(
             "clock.injected",
             extra={"at": clock, "detail": "test hook: calls see this wall time, advancing"},
         )
-    data_dir = settings.data_path(Path(args.data_dir) if getattr(args, "data_dir", None) else None)
+    data_dir = settings.data_path(Path(args.data_dir) if args.data_dir else None)
     data_dir.mkdir(parents=True, exist_ok=True)
 
     async def main() -> int:

@@ -32,7 +32,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from routing.numbering import to_national
 from switch.sip.message import Request, Response
+from switch.sip.parser import _METHODS as SIP_METHODS
 
 # ``<name>_created`` series double every counter's cardinality for a timestamp
 # Prometheus itself never reads; leave them out (process-wide, and this module
@@ -42,40 +44,18 @@ prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
 CONTENT_TYPE = prometheus_client.CONTENT_TYPE_LATEST
 """The ``Content-Type`` of :meth:`Metrics.render` (text exposition format 0.0.4)."""
 
-# IANA "Session Initiation Protocol (SIP) Parameters", Methods and Response Codes.
-SIP_METHODS = (
-    "ACK",
-    "BYE",
-    "CANCEL",
-    "INFO",
-    "INVITE",
-    "MESSAGE",
-    "NOTIFY",
-    "OPTIONS",
-    "PRACK",
-    "PUBLISH",
-    "REFER",
-    "REGISTER",
-    "SUBSCRIBE",
-    "UPDATE",
-)
+# Method labels: the IANA registry's methods as the parser lists them (SIP_METHODS,
+# the switch's one list), and OTHER for anything else.
 OTHER = "other"
 _WIRE_METHODS = {m.encode(): m for m in SIP_METHODS}
 _STATUS_LINE = b"SIP/2.0 "
+# Status-Code = 3DIGIT (RFC 3261 §25.1): the three bytes after the SIP-Version.
+_WIRE_STATUSES = {b"%03d" % code: code for code in range(1000)}
 
 # Seconds. Ring: a GNR rings 15-30 s per attempt, 60 s at most (calls.ring_timeout).
 RING_BUCKETS = (1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0)
 # Talk: seconds to hours (calls.max_duration defaults to 4 h).
 TALK_BUCKETS = (10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 14400.0)
-
-
-def national(number: str) -> str:
-    """The ``number`` label: ``+33800100100`` → ``0800100100``; other forms unchanged."""
-    if not number.startswith("+"):
-        return number
-    from routing.numbering import to_national
-
-    return to_national(number)
 
 
 class _SipCollector(Collector):
@@ -203,33 +183,33 @@ class Metrics:
 
     # -- calls (per service number) ---------------------------------------------------
     def offered(self, number: str) -> None:
-        self._offered.labels(national(number)).inc()
+        self._offered.labels(to_national(number)).inc()
 
     def answered(self, number: str, ring_seconds: float) -> None:
-        label = national(number)
+        label = to_national(number)
         self._answered.labels(label).inc()
         self._ring.labels(label).observe(ring_seconds)
 
     def abandoned(self, number: str) -> None:
         """The caller hung up before any answer."""
-        self._abandoned.labels(national(number)).inc()
+        self._abandoned.labels(to_national(number)).inc()
 
     def overflowed(self, number: str, cause: str) -> None:
         """``cause``: busy, no_answer, unreachable, limit, closed, rejected…"""
-        self._overflowed.labels(national(number), cause).inc()
+        self._overflowed.labels(to_national(number), cause).inc()
 
     def limiter_rejected(self, number: str) -> None:
-        self._limited.labels(national(number)).inc()
+        self._limited.labels(to_national(number)).inc()
 
     def message_played(self, number: str, message: str) -> None:
-        self._played.labels(national(number), message).inc()
+        self._played.labels(to_national(number), message).inc()
 
     def active(self, number: str, delta: int) -> None:
-        self._active.labels(national(number)).inc(delta)
+        self._active.labels(to_national(number)).inc(delta)
 
     def ended(self, number: str, talk_seconds: float) -> None:
         """An answered call ended after ``talk_seconds`` of conversation."""
-        self._talk.labels(national(number)).observe(talk_seconds)
+        self._talk.labels(to_national(number)).observe(talk_seconds)
 
     # -- routing ---------------------------------------------------------------------------
     def reloaded(self, ok: bool, at: float | None = None) -> None:
@@ -274,9 +254,9 @@ class Metrics:
         included), so there is no message object to ask.
         """
         if data.startswith(_STATUS_LINE):
-            code = data[8:11]
-            if code.isdigit():  # always, for bytes the switch serialized
-                self.responses_out[int(code)] += 1
+            status = _WIRE_STATUSES.get(data[8:11])
+            if status is not None:  # always, for bytes the switch serialized
+                self.responses_out[status] += 1
             return
         method = _WIRE_METHODS.get(data[: data.find(b" ")], OTHER)
         self.requests_out[method] += 1

@@ -121,6 +121,17 @@ def test_wire_and_message_hooks_read_the_start_line() -> None:
     assert value(m, "aiguilleur_sip_responses_received_total", status="404") == 1
 
 
+def test_wire_hook_counts_registered_methods_and_status_codes_only() -> None:
+    m = Metrics()
+    m.sip_sent_wire(b"SUBSCRIBE sip:401@pbx.test SIP/2.0\r\n\r\n")
+    m.sip_sent_wire(b"SUBSCRIBES sip:401@pbx.test SIP/2.0\r\n\r\n")
+    m.sip_sent_wire(b"\r\n\r\n")  # no start line at all
+    m.sip_sent_wire(b"SIP/2.0 1x0 Bad\r\n\r\n")  # not a status code: not counted
+    assert value(m, "aiguilleur_sip_requests_sent_total", method="SUBSCRIBE") == 1
+    assert value(m, "aiguilleur_sip_requests_sent_total", method="other") == 2
+    assert not any(k[0] == "aiguilleur_sip_responses_sent_total" for k in samples(m))
+
+
 def test_registrations_are_read_at_scrape_time() -> None:
     m = Metrics()
     assert not any(k[0] == "aiguilleur_registrations" for k in samples(m))

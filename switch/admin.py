@@ -286,7 +286,7 @@ class AdminServer:
         method = request.method.decode("ascii", "replace")
         path = request.target.decode("ascii", "replace").split("?", 1)[0]
         try:
-            route = _route(method, path)
+            route = _route(path)
             if route is None:
                 raise HttpError(404, f"no such endpoint: {path}")
             name, number, allowed = route
@@ -301,22 +301,19 @@ class AdminServer:
                         "admin.refused",
                         extra={"peer": peer_host, "path": path, "status": refusal},
                     )
-                    why = (
-                        "send Authorization: Bearer <admin.token>"
-                        if refusal == 401
-                        else "state-changing requests are accepted from loopback only "
-                        "(set admin.token to allow other addresses)"
+                    if refusal == 401:
+                        return _error(
+                            401,
+                            "send Authorization: Bearer <admin.token>",
+                            ("WWW-Authenticate", 'Bearer realm="aiguilleur"'),
+                        )
+                    return _error(
+                        refusal,
+                        "state-changing requests are accepted from loopback only "
+                        "(set admin.token to allow other addresses)",
                     )
-                    extra = (
-                        (("WWW-Authenticate", 'Bearer realm="aiguilleur"'),)
-                        if refusal == 401
-                        else ()
-                    )
-                    return _error(refusal, why, *extra)
             return await self._handle(name, number, body, peer_host)
-        except HttpError as exc:
-            return _error(exc.status_code, str(exc))
-        except PlanError as exc:
+        except (HttpError, PlanError) as exc:
             return _error(exc.status_code, str(exc))
         except Exception:
             log.exception("admin.failed", extra={"method": method, "path": path})
@@ -350,16 +347,20 @@ class AdminServer:
         return Answer.json(200, {"ok": True, **change.as_json()})
 
 
-def _route(method: str, path: str) -> tuple[str, str | None, tuple[str, ...]] | None:
+# Path -> (endpoint name, allowed methods); plus /plans/{number}/(de)activate.
+_FIXED_ROUTES = {
+    "/metrics": ("metrics", ("GET",)),
+    "/health": ("health", ("GET",)),
+    "/plans": ("plans", ("GET",)),
+    "/reload": ("reload", ("POST",)),
+}
+
+
+def _route(path: str) -> tuple[str, str | None, tuple[str, ...]] | None:
     """(endpoint name, number from the path, allowed methods) or None."""
-    fixed = {
-        "/metrics": ("metrics", ("GET",)),
-        "/health": ("health", ("GET",)),
-        "/plans": ("plans", ("GET",)),
-        "/reload": ("reload", ("POST",)),
-    }
-    if path in fixed:
-        name, allowed = fixed[path]
+    fixed = _FIXED_ROUTES.get(path)
+    if fixed is not None:
+        name, allowed = fixed
         return name, None, allowed
     parts = path.split("/")
     # ["", "plans", "{number}", "activate"]

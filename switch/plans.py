@@ -94,16 +94,6 @@ class PlanStore:
         rows = self._db.execute("SELECT number, plan, by, at FROM active_plan ORDER BY number")
         return [ActivePlan(n, p, b, datetime.fromisoformat(a)) for n, p, b, a in rows]
 
-    def get(self, number: str) -> ActivePlan | None:
-        row = self._db.execute(
-            "SELECT number, plan, by, at FROM active_plan WHERE number = ?", (number,)
-        ).fetchone()
-        return (
-            None
-            if row is None
-            else ActivePlan(row[0], row[1], row[2], datetime.fromisoformat(row[3]))
-        )
-
     def put(self, plan: ActivePlan) -> None:
         self._db.execute(
             "INSERT OR REPLACE INTO active_plan (number, plan, by, at) VALUES (?, ?, ?, ?)",

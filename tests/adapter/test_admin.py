@@ -38,6 +38,7 @@ async def switch_on(config: SwitchConfig) -> AsyncIterator[Server]:
     task = asyncio.create_task(server.serve())
     ready = asyncio.create_task(server.ready.wait())
     await asyncio.wait({task, ready}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+    ready.cancel()  # pending when serve() returned (or timed out) instead
     assert server.ready.is_set(), f"switch not ready (serve: {task.done() and task.result()})"
     try:
         yield server
@@ -260,7 +261,8 @@ async def test_plans_switch_at_once_and_survive_a_restart(switch_config: SwitchC
 
 async def test_a_reload_keeps_the_active_plan(switch_config: SwitchConfig) -> None:
     async with switch_on(switch_config) as server:
-        await post(server, "/plans/0800100100/activate", {"plan": "site-hors-service"})
+        status, _ = await post(server, "/plans/0800100100/activate", {"plan": "site-hors-service"})
+        assert status == 200
         assert (await server.handle_reload()).ok
         assert program(server, "0800100100") == ("secours-403", "site-hors-service")
 

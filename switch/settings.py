@@ -17,7 +17,15 @@ import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 from routing.source import ConfigError, ConfigErrors, load_yaml, validate
 from switch.directory import is_domain, normalize_domain
@@ -51,17 +59,16 @@ def _check_networks(value: list[str]) -> list[str]:
     return value
 
 
+IpAddress = Annotated[str, AfterValidator(_check_address)]
+Networks = Annotated[list[str], AfterValidator(_check_networks)]
+
+
 class Listener(_Model):
     """One socket the switch listens on."""
 
     transport: Literal["udp", "tcp", "tls"]
-    host: str = "127.0.0.1"
+    host: IpAddress = "127.0.0.1"
     port: Port = 5060
-
-    @field_validator("host")
-    @classmethod
-    def _host(cls, value: str) -> str:
-        return _check_address(value)
 
 
 class TlsSettings(_Model):
@@ -153,17 +160,7 @@ class SipSettings(_Model):
         return value
 
 
-class HttpListen(_Model):
-    host: str = "127.0.0.1"
-    port: Port = 8080
-
-    @field_validator("host")
-    @classmethod
-    def _host(cls, value: str) -> str:
-        return _check_address(value)
-
-
-class AdminSettings(HttpListen):
+class AdminSettings(_Model):
     """The admin HTTP API: Prometheus metrics, routing reload, plans de secours
     (see docs/operations.md).
 
@@ -174,6 +171,8 @@ class AdminSettings(HttpListen):
     file readable by the switch's user only, or leave the API on loopback.
     """
 
+    host: IpAddress = "127.0.0.1"
+    port: Port = 8080
     token: Annotated[str, Field(min_length=16, max_length=256, pattern=r"^[!-~]+$")] | None = None
 
 
@@ -218,12 +217,7 @@ class AdmissionSettings(_Model):
     # A challenge left unanswered this long counts as one failure (scanners).
     challenge_grace: Annotated[float, Field(gt=0, le=3600)] = 32.0
     # Networks never counted nor banned (office NATs, trunks), e.g. 192.0.2.0/24.
-    allow: list[str] = Field(default_factory=list)
-
-    @field_validator("allow")
-    @classmethod
-    def _networks(cls, value: list[str]) -> list[str]:
-        return _check_networks(value)
+    allow: Networks = Field(default_factory=list)
 
 
 class RegistrarSettings(_Model):
@@ -263,14 +257,9 @@ class MediaSettings(_Model):
     """The RTP relay: the address written in every SDP the switch sends, the
     port range its RTP/RTCP pairs come from, and the silence that ends a call."""
 
-    address: str = "127.0.0.1"
+    address: IpAddress = "127.0.0.1"
     rtp_ports: tuple[Port, Port] = (20000, 29999)
     rtp_timeout: Annotated[float, Field(gt=0, le=3600)] = 30.0
-
-    @field_validator("address")
-    @classmethod
-    def _address(cls, value: str) -> str:
-        return _check_address(value)
 
     @model_validator(mode="after")
     def _range(self) -> MediaSettings:
@@ -291,13 +280,8 @@ class CallSettings(_Model):
 
 
 class TrunkAddress(_Model):
-    host: str
+    host: IpAddress
     port: Port = 5060
-
-    @field_validator("host")
-    @classmethod
-    def _host(cls, value: str) -> str:
-        return _check_address(value)
 
 
 class TrunkSettings(_Model):
@@ -317,14 +301,9 @@ class TrunkSettings(_Model):
     username: str | None = None
     password: str | None = None
     ha1: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$|^[0-9a-f]{64}$")] | None = None
-    inbound: list[str] = Field(default_factory=list)  # extra source networks
+    inbound: Networks = Field(default_factory=list)  # extra source networks
     number_format: Literal["e164", "national"] = "e164"
     max_calls: Annotated[int, Field(ge=1, le=100_000)] | None = None
-
-    @field_validator("inbound")
-    @classmethod
-    def _networks(cls, value: list[str]) -> list[str]:
-        return _check_networks(value)
 
     @model_validator(mode="after")
     def _credentials(self) -> TrunkSettings:
@@ -381,13 +360,16 @@ def load_settings(config_dir: Path) -> Settings:
     doc = load_yaml(path)
     settings = validate(doc, Settings)
     settings._config_dir = Path(config_dir).resolve()
-    errors = []
     tls = settings.sip.tls
-    for field, value in (("certificate", tls.certificate), ("private_key", tls.private_key)):
-        if value is not None and not settings.resolve(value).is_file():
-            errors.append(doc.error(("sip", "tls", field), f"file not found: {value}"))
-    if tls.ca_file is not None and not settings.resolve(tls.ca_file).is_file():
-        errors.append(doc.error(("sip", "tls", "ca_file"), f"file not found: {tls.ca_file}"))
+    errors = [
+        doc.error(("sip", "tls", field), f"file not found: {value}")
+        for field, value in (
+            ("certificate", tls.certificate),
+            ("private_key", tls.private_key),
+            ("ca_file", tls.ca_file),
+        )
+        if value is not None and not settings.resolve(value).is_file()
+    ]
     if errors:
         raise ConfigErrors(errors)
     return settings

@@ -14,15 +14,6 @@ sent; the timestamp is the media clock of the slot, ``ts0 + k * samples`` with
 included, RFC 3551 §4.5.2); both wrap (2**16, 2**32). The marker bit is set on
 the first packet of a talkspurt (RFC 3551 §4.1): the first packet, and the
 first one after a ``skip``, since the content jumps there.
-
-Slack (``early``, 0.5 ms by default): a frame is due when its deadline is at
-most ``early`` after ``now``. uvloop's clock and timers count whole
-milliseconds (libuv's ``uv_now``), and it runs a timer less than half a
-millisecond away at once (it rounds the delay): without the slack the driver
-would wake just before a deadline, find nothing due, re-arm for the same
-deadline, and spin until the clock ticks over. Measured with ``bench/atp.py``
-on uvloop, 50 streams kept one core 99 % busy that way. Sending a frame up to
-0.5 ms early is jitter of the same size as the timer's own rounding.
 """
 
 from __future__ import annotations
@@ -48,12 +39,9 @@ class Player:
         ptime: int = 20,
         *,
         start: float | None = None,
-        early: float = 0.0005,
     ) -> None:
         if clock_rate * ptime % 1000:
             raise ValueError("ptime must be a whole number of clock ticks")
-        if not 0 <= early < ptime / 1000:
-            raise ValueError("early must be at least 0 and less than one ptime")
         self._frames = frames
         self._pt = pt
         self._ssrc = ssrc
@@ -62,10 +50,8 @@ class Player:
         self._interval = ptime / 1000
         self._samples = clock_rate * ptime // 1000
         self._start = start
-        self._early = early
-        self._slot = 0  # next time slot to fill
-        self._frame = 0  # next frame to play
-        self._sent = 0
+        self._slot = 0  # next time slot to fill: also the packets sent so far
+        self._frame = 0  # next frame to play (ahead of the slot after a skip)
         self._marker = True
 
     @property
@@ -75,12 +61,12 @@ class Player:
     @property
     def sent(self) -> int:
         """Packets produced so far."""
-        return self._sent
+        return self._slot
 
     @property
     def sequence(self) -> int:
         """The sequence number the next packet would carry (for a follow-up stream)."""
-        return (self._seq0 + self._sent) & 0xFFFF
+        return (self._seq0 + self._slot) & 0xFFFF
 
     @property
     def timestamp(self) -> int:
@@ -88,27 +74,27 @@ class Player:
         return (self._ts0 + self._slot * self._samples) & 0xFFFFFFFF
 
     def next_deadline(self) -> float | None:
-        """When the next frame is due; None when done or not started."""
+        """When the next frame is due; None when done or not started.
+
+        ``due(next_deadline())`` sends that frame: the same arithmetic, no rounding
+        between the two (a driver may pass the deadline it armed its timer for).
+        """
         if self.done or self._start is None:
             return None
         return self._start + self._slot * self._interval
 
     def due(self, now: float) -> list[bytes]:
-        """The RTP packets due at ``now`` (the first call starts the clock if unset).
-
-        Due: a deadline at most ``early`` after ``now`` (see the module docstring).
-        """
+        """The RTP packets due at ``now`` (the first call starts the clock if unset)."""
         if self._start is None:
             self._start = now
         out: list[bytes] = []
         frames = self._frames
         start, interval = self._start, self._interval
-        horizon = now + self._early
         # Multiply rather than accumulate: no floating-point drift over long plays.
-        while self._frame < len(frames) and start + self._slot * interval <= horizon:
+        while self._frame < len(frames) and start + self._slot * interval <= now:
             header = pack_header(
                 self._pt,
-                self._seq0 + self._sent,
+                self._seq0 + self._slot,
                 self._ts0 + self._slot * self._samples,
                 self._ssrc,
                 self._marker,
@@ -117,7 +103,6 @@ class Player:
             self._marker = False
             self._slot += 1
             self._frame += 1
-            self._sent += 1
         return out
 
     def skip(self, to: int | None = None) -> None:

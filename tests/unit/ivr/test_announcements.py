@@ -32,7 +32,6 @@ from ivr.announcements import (
 )
 from media import g711, tone
 from media.codecs import Pcm, decode_file, g722_decode
-from media.player import Player
 from media.rtp import RtpPacket
 from routing.loader import load_library
 from tests.unit.ivr.audio_files import FORMATS, G729_FIXTURE, g729_wav, tone_wav
@@ -213,22 +212,6 @@ def test_player_stamps_160_per_packet_and_marks_the_first(tmp_path: Path, codec:
     assert [p.marker for p in packets] == [True] + [False] * 9
     assert {(p.payload_type, p.ssrc, len(p.payload)) for p in packets} == {(9, 0xCAFE, 160)}
     assert [p.payload for p in packets] == list(a.frames("m", codec))
-
-
-def test_player_sends_half_a_millisecond_early_rather_than_spin(tmp_path: Path) -> None:
-    """uvloop's clock counts whole milliseconds and runs a timer < 0.5 ms away at once.
-
-    Without the slack the relay would wake before the deadline, find nothing due,
-    re-arm and spin until the clock ticks (``media.player``'s docstring).
-    """
-    a = Announcements({"m": tone_wav(tmp_path / "m.wav", [1000], duration_ms=200)})
-    player = a.player("m", "PCMU", 0, ssrc=1, seq0=0, ts0=0, start=10.0)
-    assert len(player.due(10.0)) == 1
-    assert player.due(10.0189) == []  # 1.1 ms before the next slot: not yet
-    assert len(player.due(10.0196)) == 1  # 0.4 ms before it: due
-    assert player.next_deadline() == pytest.approx(10.04)  # the schedule itself is unchanged
-    with pytest.raises(ValueError, match="early"):
-        Player([b""], 0, 1, 0, 0, early=0.02)
 
 
 def test_player_with_beep(tmp_path: Path) -> None:

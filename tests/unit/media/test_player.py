@@ -53,6 +53,23 @@ def test_thousand_frames_without_drift_and_with_wrap() -> None:
     assert now - 5.0 < 999 * 0.02 + 0.02
 
 
+def test_a_frame_is_due_at_its_deadline_not_before() -> None:
+    """A driver may pass the deadline its timer was armed for (``RelayLeg._play_tick``).
+
+    The deadline ``next_deadline`` gives and the one ``due`` compares are the same
+    float, whatever rounding the start and the slot count bring.
+    """
+    player = Player(_frames(1000), pt=0, ssrc=1, seq0=0, ts0=0, start=12.3456789)
+    for slot in range(1000):
+        deadline = player.next_deadline()
+        assert deadline is not None
+        assert deadline == pytest.approx(12.3456789 + slot * 0.02, abs=1e-9)
+        assert player.due(deadline - 1e-6) == []
+        (data,) = player.due(deadline)
+        assert RtpPacket.parse(data).sequence_number == slot
+    assert player.done
+
+
 def test_late_wake_up_catches_up_in_one_burst() -> None:
     player = Player(_frames(10), pt=0, ssrc=1, seq0=0, ts0=0, start=0.0)
     assert len(player.due(0.1)) == 6  # slots 0, 20, 40, 60, 80, 100 ms
@@ -73,7 +90,7 @@ def test_skip_to_end_and_to_a_frame() -> None:
     assert player.done
     assert player.due(10.0) == []
     assert player.next_deadline() is None
-    assert player.sequence == 4
+    assert (player.sent, player.sequence, player.timestamp) == (4, 4, 4 * 160)
 
 
 def test_other_clock_rates_and_ptime() -> None:

@@ -141,13 +141,10 @@ def _pad(pcm: Pcm) -> Pcm:
     return Pcm(pcm.data + bytes(2 * short), pcm.rate) if short else pcm
 
 
-def _split(data: bytes) -> tuple[bytes, ...]:
-    return tuple(data[i : i + FRAME_BYTES] for i in range(0, len(data), FRAME_BYTES))
-
-
 def _encode_frames(codec: str, pcm: Pcm) -> tuple[bytes, ...]:
     """``pcm`` (a whole number of frames long) as 20 ms frames of ``codec``."""
-    return _split(encode(codec, pcm))
+    data = encode(codec, pcm)
+    return tuple(data[i : i + FRAME_BYTES] for i in range(0, len(data), FRAME_BYTES))
 
 
 @cache
@@ -199,6 +196,10 @@ def _stamp(path: Path) -> tuple[int, int] | None:
     return st.st_mtime_ns, st.st_size
 
 
+_Encoded = tuple[tuple[bytes, ...], tuple[bytes, ...]]
+"""(message frames, message + beep frames): the beep variant starts with the very same frames."""
+
+
 @dataclass(eq=False, slots=True)
 class _Audio:
     """One decoded file and its encodings: shared between a library and its reload."""
@@ -207,8 +208,8 @@ class _Audio:
     duration: float
     pcm: Pcm | None
     """Released (None) once every codec is encoded."""
-    message_frames: dict[str, tuple[bytes, ...]] = field(default_factory=dict)
-    beep_frames: dict[str, tuple[bytes, ...]] = field(default_factory=dict)
+    encoded: dict[str, _Encoded] = field(default_factory=dict)
+    """Codec -> (message frames, message + beep frames), one assignment per codec."""
 
 
 class Announcements:
@@ -325,24 +326,22 @@ class Announcements:
         self._audio[path] = audio
         return audio
 
-    def _encoded(self, audio: _Audio, codec: str) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+    def _encoded(self, audio: _Audio, codec: str) -> _Encoded:
         """(message frames, message + beep frames) of ``audio`` in ``codec``, encoded once."""
-        message_frames = audio.message_frames.get(codec)
-        beep_frames = audio.beep_frames.get(codec)
-        if message_frames is not None and beep_frames is not None:
-            return message_frames, beep_frames
+        encoded = audio.encoded.get(codec)
+        if encoded is not None:
+            return encoded
         pcm = audio.pcm
         if pcm is None:  # another thread has just encoded every codec
-            return audio.message_frames[codec], audio.beep_frames[codec]
+            return audio.encoded[codec]
         # One stream for the message and its tail: G.722 is adaptive, and its
         # encoder causal, so the message frames are a prefix of the whole.
         rate = CODEC_RATES[codec]
         message = _pad(resample(pcm, rate))
         whole = _encode_frames(codec, Pcm(message.data + _beep_tail(rate), rate))
         count = message.samples // (rate * PTIME_MS // 1000)
-        message_frames, beep_frames = whole[:count], whole
-        audio.message_frames[codec] = message_frames
-        audio.beep_frames[codec] = beep_frames
-        if all(c in audio.beep_frames for c in CODECS):
+        encoded = whole[:count], whole
+        audio.encoded[codec] = encoded
+        if len(audio.encoded) == len(CODECS):
             audio.pcm = None
-        return message_frames, beep_frames
+        return encoded

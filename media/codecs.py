@@ -35,8 +35,9 @@ Errors::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 import av
@@ -92,25 +93,20 @@ class Pcm:
 
 
 def _s16_mono(frames: Iterable[av.AudioFrame], resampler: av.AudioResampler) -> bytes:
-    """The PCM of ``frames`` through ``resampler`` (flushed at the end)."""
+    """The PCM of ``frames`` through ``resampler`` (flushed at the end: ``None``)."""
     out = bytearray()
-    for frame in frames:
+    for frame in chain(frames, [None]):
         for converted in resampler.resample(frame):
             out += memoryview(converted.planes[0])[: 2 * converted.samples]
-    for converted in resampler.resample(None):
-        out += memoryview(converted.planes[0])[: 2 * converted.samples]
     return bytes(out)
 
 
-def _frames(pcm: Pcm) -> Iterator[av.AudioFrame]:
-    """``pcm`` as FFmpeg frames (built by hand: no numpy needed)."""
-    step = 2 * _CHUNK
-    for offset in range(0, len(pcm.data), step):
-        chunk = pcm.data[offset : offset + step]
-        frame = av.AudioFrame(format="s16", layout="mono", samples=len(chunk) // 2)
-        frame.sample_rate = pcm.rate
-        frame.planes[0].update(chunk)
-        yield frame
+def _frame(chunk: bytes, rate: int) -> av.AudioFrame:
+    """``chunk`` of PCM as an FFmpeg frame (built by hand: no numpy needed)."""
+    frame = av.AudioFrame(format="s16", layout="mono", samples=len(chunk) // 2)
+    frame.sample_rate = rate
+    frame.planes[0].update(chunk)
+    return frame
 
 
 def decode_file(path: Path, *, max_rate: int = 16000) -> Pcm:
@@ -132,7 +128,8 @@ def decode_file(path: Path, *, max_rate: int = 16000) -> Pcm:
             rate = stream.rate or stream.codec_context.sample_rate
             if not rate:
                 raise AudioFileError(path, "unknown sample rate")
-            resampler = av.AudioResampler(format="s16", layout="mono", rate=min(rate, max_rate))
+            rate = min(rate, max_rate)
+            resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
             data = _s16_mono(container.decode(stream), resampler)
     except AudioFileError:
         raise
@@ -142,7 +139,7 @@ def decode_file(path: Path, *, max_rate: int = 16000) -> Pcm:
         raise AudioFileError(path, str(exc)) from exc
     if not data:
         raise AudioFileError(path, "no audio samples")
-    return Pcm(data, min(rate, max_rate))
+    return Pcm(data, rate)
 
 
 def resample(pcm: Pcm, rate: int) -> Pcm:
@@ -150,7 +147,9 @@ def resample(pcm: Pcm, rate: int) -> Pcm:
     if pcm.rate == rate:
         return pcm
     resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
-    return Pcm(_s16_mono(_frames(pcm), resampler), rate)
+    step = 2 * _CHUNK
+    frames = (_frame(pcm.data[i : i + step], pcm.rate) for i in range(0, len(pcm.data), step))
+    return Pcm(_s16_mono(frames, resampler), rate)
 
 
 def g722_encode(pcm: bytes) -> bytes:
@@ -170,16 +169,10 @@ def g722_encode(pcm: bytes) -> bytes:
     encoder.open()
     step = 2 * (encoder.frame_size or 320)
     out = bytearray()
-    for offset in range(0, len(pcm), step):
-        chunk = pcm[offset : offset + step]
-        chunk += bytes(step - len(chunk))
-        frame = av.AudioFrame(format="s16", layout="mono", samples=step // 2)
-        frame.sample_rate = 16000
-        frame.planes[0].update(chunk)
+    frames = (_frame(pcm[i : i + step].ljust(step, b"\0"), 16000) for i in range(0, len(pcm), step))
+    for frame in chain(frames, [None]):  # None flushes the encoder
         for packet in encoder.encode(frame):
             out += bytes(packet)
-    for packet in encoder.encode(None):
-        out += bytes(packet)
     return bytes(out)
 
 

@@ -57,8 +57,6 @@ __all__ = [
 Cadence = tuple[tuple[float, int], ...]
 """``((frequency_hz or 0 for silence, duration_ms), ...)``."""
 
-FRENCH_TONE_HZ = 440.0
-
 DIAL: Cadence = ((440.0, 3000),)  # continuous; 3 s rendered
 RINGBACK: Cadence = ((440.0, 1500), (0.0, 3500))
 BUSY: Cadence = ((440.0, 500), (0.0, 500))

@@ -84,6 +84,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.relay import percentile, stop_child  # noqa: E402
+
 HOST = "127.0.0.1"
 SWITCH_CORE, RECEIVER_CORE = 0, 1
 RELAY_PORTS = (40000, 49999)
@@ -94,6 +96,7 @@ JITTER_LIMIT_US = 2000
 OVERLOAD_US = 10_000  # median |D| this high: the loop is half a period behind, saturated
 LOSS_LIMIT = 0.001
 RECEIVER_LIFETIME = 900.0  # an orphaned receiver exits on its own
+REPORT_GRACE = 1.0  # for packets still in flight when the switch side has sent its last
 PAYLOAD_TYPES = {"PCMU": 0, "PCMA": 8, "G722": 9}
 TICK_NS = 125_000  # one tick of the 8 kHz RTP clock
 # Linux: SO_TIMESTAMPNS (and its control message type SCM_TIMESTAMPNS) is 35.
@@ -102,13 +105,6 @@ _HEADER = struct.Struct("!HII")  # sequence number, timestamp, SSRC (from byte 2
 _RTP_HEADER = struct.Struct("!BBHII")
 _PAYLOAD = bytes(160)
 _TIMESPEC = struct.Struct("@qq")
-
-
-def percentile(values: list[int], q: float) -> int:
-    if not values:
-        return 0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 # -------------------------------------------------------------------- receiver
@@ -143,7 +139,7 @@ def _stream_stats(
 
 
 def _receive() -> int:
-    """The receiver child: record every packet, report on ``report``, exit on ``quit``/EOF."""
+    """The receiver child: record every packet, report on ``report``, exit at EOF."""
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {RECEIVER_CORE})
     socks = []
@@ -201,12 +197,20 @@ def _receive() -> int:
             if fd != stdin:
                 drain(by_fd[fd])
                 continue
-            command = sys.stdin.readline().strip()
-            if command in ("", "quit"):
+            command = sys.stdin.readline().split()
+            if not command:  # EOF: the switch side is done
                 return 0
-            if command == "report":
-                for sock in socks:
-                    drain(sock)
+            if command[0] == "report":
+                # ``report N``: N packets were sent; wait for the last ones in
+                # flight, up to REPORT_GRACE (what is still missing then is lost).
+                expected, grace = int(command[1]), time.monotonic() + REPORT_GRACE
+                while True:
+                    for sock in socks:
+                        drain(sock)
+                    arrived = sum(map(len, records.values()))
+                    if arrived >= expected or time.monotonic() >= grace:
+                        break
+                    select.select(socks, [], [], 0.01)
                 d, j, late, received = _stream_stats(records)
                 report = {
                     "received": received,
@@ -245,22 +249,15 @@ class Receiver:
         result: dict[str, Any] = json.loads(line)
         return result
 
-    def report(self) -> dict[str, Any]:
+    def report(self, sent: int) -> dict[str, Any]:
+        """What arrived since the last report, once ``sent`` packets are in (or a grace)."""
         assert self.proc.stdin is not None
-        self.proc.stdin.write("report\n")
+        self.proc.stdin.write(f"report {sent}\n")
         self.proc.stdin.flush()
         return self._read()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            assert self.proc.stdin is not None
-            self.proc.stdin.write("quit\n")
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_child(self.proc)  # the receiver exits at the end of its stdin
 
 
 # ---------------------------------------------------------------------- switch
@@ -401,7 +398,7 @@ class _Bench:
                 start=base + 0.02 * i / n,
             )
             session.a.play(player, on_done=finished)
-        return await self._judge(n, await _measure(base, all_done, self.args.seconds))
+        return self._judge(n, await _measure(base, all_done, self.args.seconds))
 
     async def floor(self, n: int) -> dict[str, Any]:
         """The same streams from bare timers: what this machine allows at all."""
@@ -416,12 +413,11 @@ class _Bench:
         for i, sock in enumerate(self.floor_socks[:n]):
             start = base + 0.02 * i / n
             _FloorStream(loop, sock, self._dest(i), i, self.frames, start, finished)
-        return await self._judge(n, await _measure(base, all_done, self.args.seconds))
+        return self._judge(n, await _measure(base, all_done, self.args.seconds))
 
-    async def _judge(self, n: int, mine: dict[str, Any]) -> dict[str, Any]:
-        await asyncio.sleep(0.05)  # the last packets reach the receiver's sockets
-        theirs = self.receiver.report()
+    def _judge(self, n: int, mine: dict[str, Any]) -> dict[str, Any]:
         sent = n * self.frames
+        theirs = self.receiver.report(sent)
         result: dict[str, Any] = {"streams": n, **mine, **theirs}
         result["loss"] = round(max(0.0, 1 - theirs["received"] / sent), 5)
         result["passed"] = (

@@ -180,14 +180,19 @@ class PythonRelay:
         return [(int(pa), int(pb)) for pa, pb in json.loads(self.proc.stdout.readline())]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            assert self.proc.stdin is not None
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_child(self.proc)
+
+
+def stop_child(proc: subprocess.Popen[str]) -> None:
+    """End a child that exits at the end of its stdin: close it, wait; kill after 10 s."""
+    if proc.poll() is None:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 # --------------------------------------------------------- rtpengine ng client
@@ -362,6 +367,7 @@ def _udp_socket() -> socket.socket:
 
 
 def percentile(values: list[int], q: float) -> int:
+    """The ``q`` quantile (0..1) of ``values`` by rank; 0 when there are none."""
     if not values:
         return 0
     ordered = sorted(values)

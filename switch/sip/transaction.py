@@ -17,10 +17,10 @@ Outputs are returned (``Transmit``, ``PassUp``, ``TimedOut``, ``TransportFailed`
 Completed, Confirmed and Accepted only absorb retransmissions, for up to 64*T1
 (Timers D, H, J, L, M: 32 s by default). The layer calls ``release()`` on a
 machine in those states: it drops the parsed request and responses and keeps
-what absorbing needs, the serialised last response (and ACK) and the To of
-that response. At a few hundred calls per second that is thousands of
-transactions lingering at once, and each parsed message is a few dozen objects
-the garbage collector would walk again and again.
+what absorbing needs, the serialised last response (and ACK). At a few hundred
+calls per second that is thousands of transactions lingering at once, and each
+parsed message is a few dozen objects the garbage collector would walk again
+and again.
 
 Timer values (RFC 3261 Table 4, RFC 6026 §7.1/§7.2), "reliable" meaning the
 request travels over TCP/TLS/SCTP/WS::
@@ -228,7 +228,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
-from switch.sip.headers import CSeq, name_addr_tag
+from switch.sip.headers import CSeq
 from switch.sip.message import Headers, Message, Request, Response, make_response
 from switch.sip.parser import parse_message
 
@@ -476,17 +476,12 @@ class Step(enum.Enum):
 class Transmit:
     """Send ``data`` to the transaction's peer.
 
-    ``held`` is the message ``data`` serialises, or None when the machine has
-    released it (``Transaction.release()``); ``message`` gives it either way.
+    ``message`` is the message ``data`` serialises, or None when the machine
+    has released it (``Transaction.release()``): the layer sends ``data`` only.
     """
 
-    held: Message | None
+    message: Message | None
     data: bytes
-
-    @property
-    def message(self) -> Message:
-        """The message sent (parsed back from ``data`` after a release)."""
-        return self.held if self.held is not None else parse_message(self.data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -677,7 +672,6 @@ class Transaction:
 
     __slots__ = (
         "_ack_bytes",
-        "_last_to",
         "_provisional",
         "_request",
         "_request_bytes",
@@ -712,7 +706,6 @@ class Transaction:
         self._response_bytes: bytes | None = None
         self._provisional: tuple[Response, bytes] | None = None
         self._ack_bytes: bytes | None = None
-        self._last_to: str | None = None  # the To of the last response, once released
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.method} {self.state.value}>"
@@ -730,12 +723,16 @@ class Transaction:
 
     @property
     def response_to_tag(self) -> str | None:
-        """The To tag of the last response sent or received, None if none (or untagged)."""
+        """The To tag of the last response sent, None if none (or untagged).
+
+        Read back from the bytes kept after ``release()``: only a CANCEL that
+        crosses the final response asks for it then.
+        """
         if self.last_response is not None:
             return self.last_response.to_tag
-        if self._last_to is None:
+        if self._response_bytes is None:
             return None
-        return name_addr_tag(self._last_to)
+        return parse_message(self._response_bytes).to_tag
 
     def release(self) -> None:
         """Drop the parsed messages once only retransmissions are left to absorb.
@@ -746,13 +743,10 @@ class Transaction:
         their tables. Calling it again (after a 2xx retransmission in
         Accepted) drops what that input kept.
         """
-        last = self.last_response
-        if last is not None:
-            self._last_to = last.headers.get("To")
-            self.last_response = None
         self._request = None
         self._request_bytes = None
         self._provisional = None
+        self.last_response = None
         self.ack = None
 
     @property

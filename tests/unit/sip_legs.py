@@ -29,6 +29,7 @@ from switch.sip.parser import parse_message
 from switch.sip.transaction import ClientKey
 from switch.sip.transaction_layer import NoSuchTransaction, TransactionLayer
 from switch.sip.uri import parse_uri
+from tests.unit.test_transaction import new_layer
 
 A = Endpoint("UDP", "192.0.2.1", 5060)
 B = Endpoint("UDP", "192.0.2.2", 5060)
@@ -138,9 +139,7 @@ class Side:
 
 
 def make_side(addr: Endpoint, peer: Endpoint, prefix: str, seed: int = 1, **kw: object) -> Side:
-    counter = itertools.count(1)
-    layer = TransactionLayer(new_branch=lambda: f"z9hG4bK{prefix}{next(counter)}")
-    return Side(addr, peer, config(addr, **kw), ids(prefix, seed), layer)
+    return Side(addr, peer, config(addr, **kw), ids(prefix, seed), new_layer(prefix=prefix))
 
 
 Drop = Callable[[Endpoint, Message], bool]

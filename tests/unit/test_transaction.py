@@ -2,15 +2,18 @@
 
 Each test drives one machine with ``fire`` and reads its outputs; ``advance``
 fires its due timers in deadline order, as the layer's heap would. The builders
-at the top are shared with the other ``test_transaction_*`` files.
+at the top (requests, responses, layers) are shared with the other
+``test_transaction_*`` files and ``sip_legs``.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 
 import pytest
 
+from switch.sip.events import Event
 from switch.sip.headers import CSeq
 from switch.sip.message import Headers, Request, Response, make_response
 from switch.sip.transaction import (
@@ -36,6 +39,7 @@ from switch.sip.transaction import (
     response_input,
     tu_response_input,
 )
+from switch.sip.transaction_layer import TransactionLayer
 from switch.sip.uri import parse_uri
 
 CONFIG = TimerConfig()
@@ -82,6 +86,22 @@ def response_to(request: Request, status: int, *, to_tag: str | None = "to-1") -
     return make_response(request, status, to_tag=None if status == 100 else to_tag)
 
 
+def new_layer(config: TimerConfig | None = None, *, prefix: str = "-gen") -> TransactionLayer:
+    """A layer whose branches are ``z9hG4bK<prefix>1``, ``z9hG4bK<prefix>2``..."""
+    counter = itertools.count(1)
+    return TransactionLayer(
+        config=config or CONFIG, new_branch=lambda: f"z9hG4bK{prefix}{next(counter)}"
+    )
+
+
+def drain(layer: TransactionLayer) -> list[Event]:
+    """The layer's events not yet consumed, oldest first."""
+    events = []
+    while (event := layer.next_event()) is not None:
+        events.append(event)
+    return events
+
+
 class Driver:
     """Runs one machine in simulated time and records everything it outputs."""
 
@@ -114,7 +134,14 @@ class Driver:
 
 
 def transmitted(outputs: Iterable[Output]) -> list[Request | Response]:
-    return [o.message for o in outputs if isinstance(o, Transmit)]
+    """The messages sent; a machine driven alone is never released, so it has them all."""
+    out: list[Request | Response] = []
+    for o in outputs:
+        if isinstance(o, Transmit):
+            assert o.message is not None
+            assert o.message.to_bytes() == o.data
+            out.append(o.message)
+    return out
 
 
 def passed_up(outputs: Iterable[Output]) -> list[Request | Response]:

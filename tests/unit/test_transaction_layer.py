@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 
 from switch.sip.endpoint import Endpoint
 from switch.sip.events import (
     AckReceived,
     CancelReceived,
-    Event,
     RequestReceived,
     ResponseReceived,
     StrayResponseReceived,
@@ -30,25 +27,11 @@ from switch.sip.transaction import (
     build_cancel,
 )
 from switch.sip.transaction_layer import NoSuchTransaction, TransactionLayer
-from tests.unit.test_transaction import make_request, response_to
+from tests.unit.test_transaction import drain, make_request, new_layer, response_to
 
 ALICE = Endpoint("UDP", "192.0.2.1", 5060)  # the peer that sends requests to us
 BOB = Endpoint("UDP", "192.0.2.2", 5060)  # the peer our requests go to
 T1 = 0.5
-
-
-def new_layer(config: TimerConfig | None = None) -> TransactionLayer:
-    counter = itertools.count(1)
-    return TransactionLayer(
-        config=config or TimerConfig(), new_branch=lambda: f"z9hG4bK-gen{next(counter)}"
-    )
-
-
-def drain(layer: TransactionLayer) -> list[Event]:
-    events = []
-    while (event := layer.next_event()) is not None:
-        events.append(event)
-    return events
 
 
 def sent(layer: TransactionLayer) -> list[tuple[Request | Response, Endpoint]]:

@@ -29,7 +29,7 @@ from switch.sip.message import Request, Response
 from switch.sip.parser import parse_message
 from switch.sip.transaction import ClientKey
 from switch.sip.transaction_layer import TransactionLayer
-from tests.unit.test_transaction import make_request, response_to
+from tests.unit.test_transaction import make_request, new_layer, response_to
 
 UAC = Endpoint("UDP", "192.0.2.1", 5060)
 UAS = Endpoint("UDP", "192.0.2.2", 5060)
@@ -40,11 +40,6 @@ Message = Request | Response
 # (sequence number of the datagram on the wire, parsed message) -> drop it?
 Drop = Callable[[int, Message], bool]
 Delay = Callable[[int, Message], float]
-
-
-def layer(prefix: str) -> TransactionLayer:
-    counter = itertools.count(1)
-    return TransactionLayer(new_branch=lambda: f"z9hG4bK{prefix}{next(counter)}")
 
 
 @dataclass
@@ -133,8 +128,8 @@ class Network:
     drop: Drop = lambda n, m: False
     delay: Delay = lambda n, m: LATENCY
     duplicate: Callable[[int, Message], bool] = lambda n, m: False
-    uac: TransactionLayer = field(default_factory=lambda: layer("c"))
-    uas: TransactionLayer = field(default_factory=lambda: layer("s"))
+    uac: TransactionLayer = field(default_factory=lambda: new_layer(prefix="c"))
+    uas: TransactionLayer = field(default_factory=lambda: new_layer(prefix="s"))
     uac_tu: Uac = field(default_factory=Uac)
     uas_tu: Uas = field(default_factory=Uas)
     now: float = 0.0

@@ -10,7 +10,6 @@ the deadline heap.
 
 from __future__ import annotations
 
-import itertools
 import re
 
 import pytest
@@ -22,6 +21,8 @@ from switch.sip.headers import CSeq, name_addr_tag, parse_name_addr
 from switch.sip.message import Headers, Request, Response, make_response
 from switch.sip.parser import parse_message
 from switch.sip.transaction import (
+    Input,
+    InviteServerTransaction,
     ServerKey,
     State,
     TimerConfig,
@@ -31,22 +32,8 @@ from switch.sip.transaction import (
 )
 from switch.sip.transaction_layer import TransactionLayer
 from switch.sip.via import response_destination
-from tests.unit.test_transaction import make_request, response_to
-
-ALICE = Endpoint("UDP", "192.0.2.1", 5060)
-BOB = Endpoint("UDP", "192.0.2.2", 5060)
-
-
-def new_layer() -> TransactionLayer:
-    counter = itertools.count(1)
-    return TransactionLayer(config=TimerConfig(), new_branch=lambda: f"z9hG4bK-gen{next(counter)}")
-
-
-def drain(layer: TransactionLayer) -> list[Event]:
-    events = []
-    while (event := layer.next_event()) is not None:
-        events.append(event)
-    return events
+from tests.unit.test_transaction import drain, make_request, new_layer, response_to
+from tests.unit.test_transaction_layer import ALICE, BOB
 
 
 def wire(layer: TransactionLayer) -> list[bytes]:
@@ -190,11 +177,16 @@ def received_response(response: Response) -> Response:
     return message
 
 
-def test_a_released_transmit_gives_its_message_back_from_the_bytes() -> None:
-    response = response_to(make_request(), 486)
-    data = response.to_bytes()
-    assert Transmit(None, data).message == parse_message(data)
-    assert Transmit(response, data).message is response
+def test_a_released_machine_resends_the_bytes_it_kept_and_reads_its_to_tag_back() -> None:
+    machine = InviteServerTransaction(make_request(), reliable=False, config=TimerConfig())
+    machine.fire(Input.REQUEST, 0.0, machine.request)
+    busy = response_to(machine.request, 486, to_tag="busy-tag")
+    [first] = [o for o in machine.fire(Input.FAILURE_FROM_TU, 0.1, busy) if isinstance(o, Transmit)]
+    assert first.message is busy
+    machine.release()
+    assert machine.response_to_tag == "busy-tag"  # from the bytes: no parsed response left
+    [again] = [o for o in machine.fire(Input.REQUEST, 0.2) if isinstance(o, Transmit)]
+    assert (again.message, again.data) == (None, first.data)
 
 
 # ------------------------------------------------------------ deadline heap

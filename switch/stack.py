@@ -39,7 +39,7 @@ from switch.sip.endpoint import Endpoint
 from switch.sip.errors import MessageTooLarge, ParseError, SipError
 from switch.sip.events import Event, RequestReceived
 from switch.sip.headers import Via, parse_via
-from switch.sip.message import Headers, Request, Response
+from switch.sip.message import Request, Response
 from switch.sip.parser import parse_message
 from switch.sip.transaction import ClientKey
 from switch.sip.transaction_layer import TransactionLayer
@@ -162,7 +162,7 @@ class Stack:
                 via = parse_via(top)
                 if via.transport == "UDP":
                     via.transport = "TCP"
-                    _set_top_via(request, str(via))
+                    request.headers.replace_first("Via", str(via))
         key = self.layer.send_request(request, dest, self.loop.time())
         self._pump()
         return key
@@ -244,13 +244,9 @@ class Stack:
 
     @staticmethod
     def _stateless_destination(request: Request, source: Endpoint, top: Via | None) -> Endpoint:
-        dest = sip_via.response_destination(top if top is not None else request.top_via, source)
-        if dest.transport != source.transport:
-            # A UDP request whose Via says TCP (or TLS): answer over UDP. Opening a
-            # connection because an unauthenticated datagram asked for one would
-            # let spoofed requests make the switch connect anywhere.
-            dest = Endpoint(source.transport, dest.host, dest.port)
-        return dest
+        # Over the request's own transport whatever its Via names: a spoofed
+        # datagram cannot make the switch open connections (``response_destination``).
+        return sip_via.response_destination(top if top is not None else request.top_via, source)
 
     def _pump(self) -> None:
         layer = self.layer
@@ -342,10 +338,3 @@ class Stack:
                 "internal.error",
                 extra={"where": where, "peer": str(source), "call_id": call_id, "count": n},
             )
-
-
-def _set_top_via(request: Request, value: str) -> None:
-    items = list(request.headers)
-    first = next(i for i, (name, _) in enumerate(items) if name == "Via")
-    items[first] = ("Via", value)
-    request.headers = Headers(items)

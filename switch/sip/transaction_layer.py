@@ -158,11 +158,6 @@ def _legacy_fields(request: Request, top: Via, to_tag: str | None) -> tuple[str,
     )
 
 
-def _replace_top_via(message: Message, via: Via) -> None:
-    message.headers.pop_first("Via")
-    message.headers.prepend("Via", str(via))
-
-
 class TransactionLayer:
     """All client and server transactions of one SIP stack, with their timers.
 
@@ -477,7 +472,7 @@ class TransactionLayer:
         via = parse_via(raw)
         if via.branch is None:
             via.params["branch"] = self._branch()
-            _replace_top_via(request, via)
+            request.headers.replace_first("Via", str(via))
         elif not has_magic_cookie(via.branch):
             raise ValueError(f"branch {via.branch!r} lacks the magic cookie {MAGIC_COOKIE!r}")
         return via.branch or ""

@@ -152,7 +152,10 @@ def test_request_without_via_is_left_alone() -> None:
     ],
 )
 def test_response_destination(via: str, source: Endpoint, expected: Endpoint) -> None:
-    assert response_destination(parse_via(via), source) == expected
+    dest = response_destination(parse_via(via), source)
+    assert dest == expected
+    # The stack answers statelessly on this alone: never another transport.
+    assert dest.transport == source.transport
 
 
 def test_stamp_then_route_sends_back_to_the_nat_binding() -> None:

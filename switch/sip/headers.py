@@ -473,7 +473,7 @@ def parse_name_addr(value: str) -> NameAddr:
     if m is None:
         raise ParseError(_diagnose_name_addr(text))
     display, inner, spec, ptext = m.groups()
-    params = parse_params(ptext) if ptext else {}
+    params = _matched_params(ptext) if ptext else {}  # matched GENERIC_PARAMS in full
     if spec is not None:
         return NameAddr(parse_uri(spec), None, params, False)
     assert inner is not None
@@ -534,6 +534,7 @@ def parse_cseq(value: str) -> CSeq:
     if m is None:
         raise ParseError("bad CSeq")
     number, method = m.groups()
-    if len(number) > 10 or int(number) >= 2**31:
+    # The length first: int() raises ValueError beyond 4300 digits (sys.set_int_max_str_digits).
+    if len(number) > 10 or (seq := int(number)) >= 2**31:
         raise ParseError("sequence number too large")
-    return CSeq(int(number), method)
+    return CSeq(seq, method)

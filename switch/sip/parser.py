@@ -55,6 +55,7 @@ from switch.sip.headers import (
     TOKEN_RE,
     CSeq,
     canonical_name,
+    parse_cseq,
     parse_name_addr,
     parse_via,
     split_list,
@@ -422,23 +423,18 @@ def parse_message(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Request |
         elif len(values) > 1:
             fail = _Failure("Multiple CSeq")
         else:
-            m = CSEQ_RE.fullmatch(values[0])
-            if m is None:
-                fail = _Failure("Bad CSeq")
+            try:
+                # The first typed view every layer reads, kept with the headers.
+                cseq = parse_cseq(values[0])
+            except ParseError as err:
+                # Its ABNF alone, or the range RFC 3261 §8.1.1.5 adds to it.
+                malformed = CSEQ_RE.fullmatch(values[0]) is None
+                fail = _Failure("Bad CSeq" if malformed else f"Bad CSeq: {err.reason}")
             else:
-                number, cseq_method = m.groups()
-                if len(number) > 10 or int(number) >= 2**31:
-                    # RFC 3261 §8.1.1.5: "The sequence number value MUST be
-                    # expressible as a 32-bit unsigned integer and MUST be less
-                    # than 2**31."
-                    fail = _Failure("Bad CSeq: sequence number too large")
-                elif is_request and cseq_method != method:
+                if is_request and cseq.method != method:
                     # RFC 3261 §8.1.1.5: "The method MUST match that of the request."
                     fail = _Failure("Bad CSeq: method mismatch")
-                else:
-                    # What ``parse_cseq`` would make of it: the first typed view
-                    # every layer reads, kept with the headers.
-                    cseq = CSeq(int(number), cseq_method)
+                    cseq = None
     values = tracked.get("Max-Forwards")
     if values and fail is None:
         # Max-Forwards  =  "Max-Forwards" HCOLON 1*DIGIT  (range 0-255, §20.22)

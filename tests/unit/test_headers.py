@@ -209,6 +209,14 @@ def test_parse_via_rejects(text: str, reason: str) -> None:
             ),
         ),
         ("  <sip:x@y>  ", NameAddr(Uri("sip", "x", host="y"))),
+        (
+            "<sip:x@y>;TAG=AbC;lr;maddr=[2001:db8::1];tag=last",
+            NameAddr(
+                Uri("sip", "x", host="y"),
+                None,
+                {"tag": "last", "lr": None, "maddr": "[2001:db8::1]"},
+            ),
+        ),
     ],
 )
 def test_parse_name_addr(text: str, expected: NameAddr) -> None:
@@ -285,6 +293,7 @@ def test_parse_cseq(text: str, expected: CSeq) -> None:
         ("1 INV<ITE", "bad CSeq"),
         ("2147483648 INVITE", "sequence number too large"),
         ("36893488147419103232 REGISTER", "sequence number too large"),
+        ("9" * 5000 + " INVITE", "sequence number too large"),  # past int()'s digit limit
     ],
 )
 def test_parse_cseq_rejects(text: str, reason: str) -> None:

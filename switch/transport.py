@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import ipaddress
 import itertools
 import logging
 import socket
@@ -40,6 +38,7 @@ from typing import Any, Protocol, cast
 from switch.sip.endpoint import Endpoint
 from switch.sip.errors import ParseError
 from switch.sip.parser import KEEPALIVE_PING, StreamFramer
+from switch.sip.via import is_ip
 
 log = logging.getLogger(__name__)
 
@@ -83,15 +82,6 @@ class ListenAddress:
 
 def _addr_endpoint(transport: str, addr: Any, conn_id: int | None = None) -> Endpoint:
     return Endpoint(transport, str(addr[0]), int(addr[1]), conn_id)
-
-
-@functools.lru_cache(maxsize=4096)
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 _SOURCES_MAX = 4096
@@ -351,7 +341,7 @@ class Transport:
             self.user.transport_error(dest, exc)
 
     def _send_udp(self, data: bytes, dest: Endpoint) -> None:
-        if not _is_ip(dest.host):
+        if not is_ip(dest.host):
             # sendto() would resolve the name synchronously and block the loop;
             # names are resolved (RFC 3263) before they reach the transport.
             self.user.transport_error(dest, OSError(f"not an IP address: {dest.host}"))

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar, cast
 
+from switch.sip.errors import ParseError
 from switch.sip.headers import (
     CSeq,
     NameAddr,
@@ -278,8 +279,6 @@ def _cseq(headers: Headers) -> CSeq:
 def _top_via(headers: Headers) -> Via:
     top = headers.get("Via")
     if top is None:
-        from switch.sip.errors import ParseError
-
         raise ParseError("Missing Via")
     return parse_via(top)
 

@@ -48,9 +48,13 @@ def bare_host(host: str) -> str:
     return host
 
 
-@functools.lru_cache(maxsize=1024)
-def _is_ip(text: str) -> bool:
-    # Called with packet source addresses: few distinct values, bounded anyway.
+@functools.lru_cache(maxsize=4096)
+def is_ip(text: str) -> bool:
+    """True when ``text`` is an IP address literal (no brackets), not a name.
+
+    Called with packet source and destination addresses: few distinct values,
+    bounded anyway.
+    """
     try:
         ipaddress.ip_address(text)
     except ValueError:
@@ -73,7 +77,7 @@ def _same_address(host: str, address: str) -> bool:
     host = bare_host(host)
     address = bare_host(address)
     if host == address:
-        return _is_ip(address)
+        return is_ip(address)
     if ":" not in host or ":" not in address:
         return False
     try:

@@ -34,7 +34,7 @@ from prometheus_client.registry import Collector
 
 from routing.numbering import to_national
 from switch.sip.message import Request, Response
-from switch.sip.parser import _METHODS as SIP_METHODS
+from switch.sip.parser import METHODS as SIP_METHODS
 
 # ``<name>_created`` series double every counter's cardinality for a timestamp
 # Prometheus itself never reads; leave them out (process-wide, and this module

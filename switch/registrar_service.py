@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import ipaddress
 import logging
 import os
 import secrets
@@ -91,6 +90,7 @@ from switch.sip.events import (
 from switch.sip.message import Headers, Request, Response
 from switch.sip.transaction import ClientKey, TransactionKey
 from switch.sip.uri import parse_uri
+from switch.sip.via import is_ip
 
 log = logging.getLogger(__name__)
 
@@ -478,7 +478,7 @@ class RegistrarService:
     def _serves(self, host: str) -> bool:
         """Request-URI hosts accepted (§10.3 step 1): a company's domain, the
         switch's own domain, or an address (phones often use the server's IP)."""
-        if _is_ip(host):
+        if is_ip(host.strip("[]")):  # an IPv6 Request-URI host is bracketed
             return True
         name = normalize_domain(host)
         return (
@@ -792,14 +792,6 @@ def _credentials_for(
         if creds.realm == realm:
             return creds
     return None
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
 
 
 __all__ = [

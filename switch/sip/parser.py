@@ -64,7 +64,7 @@ from switch.sip.headers import (
 from switch.sip.message import SIP_VERSION, Headers, Request, Response
 from switch.sip.uri import Uri, parse_uri
 
-__all__ = ["DEFAULT_MAX_SIZE", "KEEPALIVE_PING", "StreamFramer", "parse_message"]
+__all__ = ["DEFAULT_MAX_SIZE", "KEEPALIVE_PING", "METHODS", "StreamFramer", "parse_message"]
 
 DEFAULT_MAX_SIZE: Final = 65535
 
@@ -97,7 +97,7 @@ _BRANCH_RE = re.compile(r";[ \t]*+branch[ \t]*+=[ \t]*+([^; \t]*+)", re.IGNORECA
 
 
 # Methods of the IANA SIP registry: tokens, so the token check can be skipped.
-_METHODS = frozenset(
+METHODS = frozenset(
     {
         "ACK",
         "BYE",
@@ -267,7 +267,7 @@ def parse_message(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Request |
             fail = _Failure("Bad Request-Line")
             parts = first.split()
         method = parts[0] if parts else ""
-        if method not in _METHODS and TOKEN_RE.fullmatch(method) is None:
+        if method not in METHODS and TOKEN_RE.fullmatch(method) is None:
             raise ParseError("Bad Request-Line")
         if fail is None:
             version = parts[2]

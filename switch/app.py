@@ -53,6 +53,11 @@ from switch.b2bua import B2bua
 from switch.cdr import CdrStore, cdr_db_path
 from switch.cursors import CursorStore, cursors_db_path
 from switch.directory import DIRECTORY_FILE, Directory, load_directory, rewrite_clear_passwords
+from switch.line_settings import (
+    AsyncSettingsStore,
+    SqliteLineSettingsStore,
+    line_settings_db_path,
+)
 from switch.location import AsyncStore, LocationStoreError, SqliteLocationStore, location_db_path
 from switch.log import configure_logging
 from switch.metrics import CONTENT_TYPE, Metrics
@@ -398,6 +403,9 @@ class Server:
             )
             cdr = CdrStore(cdr_db_path(self.data_dir))
             cursors = CursorStore(cursors_db_path(self.data_dir))
+            # Star-code settings (forwards, CLIR, groups...): committed before any
+            # confirmation is played, so they survive a restart.
+            line_settings = SqliteLineSettingsStore(line_settings_db_path(self.data_dir))
             self.b2bua = b2bua = B2bua(
                 stack,
                 registrar=registrar,
@@ -414,6 +422,7 @@ class Server:
                 routing=self.routing,
                 metrics=self.metrics,
                 cursors=cursors,
+                line_settings=AsyncSettingsStore(line_settings),
                 announcements=self._announcements(),
             )
             # Events: stack -> registrar (REGISTER) -> B2BUA (calls) -> stack's default.
@@ -430,6 +439,7 @@ class Server:
             # their transactions end (:meth:`_stop`), then the admin API, the media,
             # the registrar, a reload in flight and the stores close.
             closing.callback(cursors.close)
+            closing.callback(line_settings.close)
             closing.callback(cdr.close)
             closing.push_async_callback(self._cancel_tasks)
             closing.push_async_callback(registrar.close)

@@ -64,6 +64,11 @@ from switch.cdr import CdrStore
 from switch.cursors import CursorStore
 from switch.directory import Directory, Line
 from switch.limiter import Limiter
+from switch.line_settings import (
+    AsyncLineSettingsStore,
+    AsyncSettingsStore,
+    MemoryLineSettingsStore,
+)
 from switch.location import AsyncLocationStore
 from switch.registrar_service import RegistrarService
 from switch.service import Caller, ServiceCall
@@ -149,6 +154,7 @@ class B2bua:
         limiter: Limiter | None = None,
         cursors: CursorStore | None = None,
         announcements: Announcements | None = None,
+        line_settings: AsyncLineSettingsStore | None = None,
     ) -> None:
         self.stack = stack
         self.registrar = registrar
@@ -179,6 +185,10 @@ class B2bua:
         self.metrics = metrics
         self.limiter = limiter or Limiter()
         self.cursors = cursors or CursorStore(None)
+        # Per-line settings changed by star codes (forwards, CLIR, groups, ...).
+        self.line_settings: AsyncLineSettingsStore = line_settings or AsyncSettingsStore(
+            MemoryLineSettingsStore()
+        )
         self.announcements = announcements
         # The library ``announcements`` was built from (the one loaded at start).
         self._announced: Library | None = (

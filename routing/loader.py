@@ -26,7 +26,7 @@ A failed load returns nothing: the running library stays in place
 from __future__ import annotations
 
 import hashlib
-import wave
+import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -393,6 +393,51 @@ def _merge_file(merge: _Merge, doc: YamlDocument, model: RoutingFile) -> None:
         merge.origin[("numbers", key)] = origin
 
 
+class WavError(ValueError):
+    """A file that is not a RIFF/WAVE file whose length can be known."""
+
+
+_WAV_HEAD = 12  # "RIFF" <size> "WAVE"
+_WAV_READ_LIMIT = 1 << 20  # header chunks are searched in the first MiB
+
+
+def wav_seconds(path: Path) -> float:
+    """How long a WAV file plays, from its header chunks alone.
+
+    Any encoding the announcement library decodes (PCM, float, A-law, µ-law,
+    WAVE_FORMAT_EXTENSIBLE, or compressed formats with a ``fact`` chunk), where the
+    standard ``wave`` module reads integer PCM only. Length = samples in ``fact``
+    / sample rate when there is one, else ``data`` bytes / average bytes per second.
+    """
+    with path.open("rb") as f:
+        head = f.read(_WAV_READ_LIMIT)
+    if len(head) < _WAV_HEAD or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        raise WavError("no RIFF/WAVE header")
+    rate: int = 0
+    byte_rate: int = 0
+    samples: int | None = None
+    at = _WAV_HEAD
+    while at + 8 <= len(head):
+        kind = head[at : at + 4]
+        size: int = struct.unpack_from("<I", head, at + 4)[0]
+        body = at + 8
+        if kind == b"fmt ":
+            if size < 16 or body + 16 > len(head):
+                raise WavError("truncated fmt chunk")
+            _fmt, _channels, rate, byte_rate = struct.unpack_from("<HHII", head, body)
+        elif kind == b"fact" and size >= 4 and body + 4 <= len(head):
+            (samples,) = struct.unpack_from("<I", head, body)
+        elif kind == b"data":
+            if not rate or not byte_rate:
+                raise WavError("data chunk before a valid fmt chunk")
+            if samples is not None and samples > 0:
+                return samples / rate
+            data = min(size, path.stat().st_size - body)  # streamed files say 0xFFFFFFFF
+            return data / byte_rate
+        at = body + size + (size & 1)  # chunks are padded to even sizes
+    raise WavError("no data chunk")
+
+
 def _resolve_messages(merge: _Merge, messages_dir: Path) -> dict[str, MessageEntry]:
     out: dict[str, MessageEntry] = {}
     for name, message in merge.messages.items():
@@ -406,9 +451,8 @@ def _resolve_messages(merge: _Merge, messages_dir: Path) -> dict[str, MessageEnt
         duration = message.duration_s
         if path.suffix.lower() == ".wav":
             try:
-                with wave.open(str(path), "rb") as w:
-                    measured = w.getnframes() / w.getframerate()
-            except (wave.Error, EOFError, OSError) as exc:
+                measured = wav_seconds(path)
+            except (WavError, OSError) as exc:
                 merge.error(origin, ("file",), f"not a readable WAV file: {exc}")
                 continue
             if duration is not None and abs(duration - measured) > DURATION_TOLERANCE_S:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import shutil
+import struct
 from pathlib import Path
 
 import pytest
 
-from routing.loader import Library, LibraryHolder, load_library
+from routing.loader import Library, LibraryHolder, WavError, load_library, wav_seconds
 from routing.program import CalendarStep, GnrStep
 from routing.source import ConfigErrors
 from tests.routing_support import generate_library
@@ -157,3 +158,57 @@ def test_short_and_e164_number_keys(tmp_path: Path) -> None:
     assert reunion is not None
     assert reunion.national == "0262123456"
     assert library.find_number("3900") is library.numbers["3900"]
+
+
+def riff(fmt_tag: int, rate: int, block: int, data: bytes, *, fact: int | None = None) -> bytes:
+    """A WAV file by hand: ``fmt `` (tag, 1 channel, rate, rate*block, block), an
+    optional ``fact`` chunk, then ``data``."""
+    bits = 8 * block if fmt_tag != 6 and fmt_tag != 7 else 8
+    fmt = struct.pack("<HHIIHH", fmt_tag, 1, rate, rate * block, block, bits)
+    chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    if fact is not None:
+        chunks += b"fact" + struct.pack("<I", 4) + struct.pack("<I", fact)
+    chunks += b"data" + struct.pack("<I", len(data)) + data + (b"\0" if len(data) & 1 else b"")
+    return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "seconds"),
+    [
+        ("pcm16", riff(1, 8000, 2, bytes(2 * 8000 * 3)), 3.0),
+        ("float32", riff(3, 16000, 4, bytes(4 * 16000 * 2), fact=32000), 2.0),
+        ("mulaw", riff(7, 8000, 1, bytes(8000 * 12)), 12.0),
+        ("alaw-odd", riff(6, 8000, 1, bytes(4001)), 4001 / 8000),
+    ],
+)
+def test_wav_length_of_any_encoding(
+    tmp_path: Path, name: str, content: bytes, seconds: float
+) -> None:
+    """The standard ``wave`` module refuses float and G.711 WAVs, which the
+    announcement library plays: the loader measures them from their header."""
+    path = tmp_path / f"{name}.wav"
+    path.write_bytes(content)
+    assert wav_seconds(path) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"RIFF\0\0\0\0WAVX", riff(1, 8000, 2, b"")[:36], b"RIFF\x04\0\0\0WAVEdata\0\0\0\0"],
+)
+def test_wav_length_refuses_what_is_not_a_wav(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "bad.wav"
+    path.write_bytes(content)
+    with pytest.raises(WavError):
+        wav_seconds(path)
+
+
+def test_a_mulaw_message_loads(tmp_path: Path) -> None:
+    """A µ-law message of the declared length is accepted (it used to be refused)."""
+    shutil.copytree(EXAMPLE / "routing", tmp_path / "routing")
+    shutil.copytree(EXAMPLE / "messages", tmp_path / "messages")
+    measured = wav_seconds(tmp_path / "messages" / "fermeture.wav")
+    (tmp_path / "messages" / "fermeture.wav").write_bytes(
+        riff(7, 8000, 1, bytes(round(8000 * measured)))
+    )
+    library = load_library(tmp_path / "routing")
+    assert library.messages["fermeture"].duration_s == pytest.approx(measured)

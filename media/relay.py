@@ -55,6 +55,7 @@ import functools
 import logging
 import math
 import socket
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -154,11 +155,15 @@ class _LegProtocol(asyncio.DatagramProtocol):
         self.leg = leg
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.leg.session._socket_closed()
+        session = self.leg._session()
+        if session is not None:
+            session._socket_closed()
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable and the like: the phone is gone or not there yet.
-        self.leg.session._errors += 1
+        session = self.leg._session()
+        if session is not None:
+            session._errors += 1
 
 
 class _RtpProtocol(_LegProtocol):
@@ -199,7 +204,7 @@ class _RtpProtocol(_LegProtocol):
         if not leg._sends:
             return
         other = leg._peer
-        if other._player is not None or not other._receives:
+        if other is None or other._player is not None or not other._receives:
             return
         dest = other._latch.target
         if dest is None or other._rtp is None:
@@ -237,13 +242,15 @@ class RelayLeg:
         rtp_port: int,
         latch: LatchConfig,
     ) -> None:
-        self.session = session
+        # Weak, like ``_peer`` cleared at close: a finished call's session and legs
+        # are freed by reference counting, not left as cyclic garbage for the GC.
+        self._session = weakref.ref(session)
         self.name = name
         self.address = address
         """What goes into this leg's SDP ``c=``."""
         self.rtp_port = rtp_port
         self.rtcp_port = rtp_port + 1
-        self._peer: RelayLeg = self  # set by the session
+        self._peer: RelayLeg | None = None  # set by the session, cleared at close
         self._latch = Latch(latch)
         self._rtcp_signalled: Address | None = None
         self._rtcp_latched: Address | None = None
@@ -261,6 +268,13 @@ class RelayLeg:
         self._watch_since = 0.0
         self._packets_in = self._bytes_in = self._packets_out = self._bytes_out = 0
         self._rtcp_in = self._rtcp_out = 0
+
+    @property
+    def session(self) -> RelaySession:
+        session = self._session()
+        if session is None:  # only protocol callbacks may outlive it; they check
+            raise RuntimeError(f"relay leg {self.name}: its session is gone")
+        return session
 
     # ------------------------------------------------------------ B2BUA API
 
@@ -385,6 +399,8 @@ class RelayLeg:
             self._rtcp_latched = addr
         self._rtcp_in += 1
         other = self._peer
+        if other is None:
+            return
         dest = other._rtcp_target()
         # RFC 5761 §4: a multiplexing phone gets its RTCP from the RTP port too.
         transport = other._rtp if other._rtcp_muxed() else other._rtcp
@@ -526,9 +542,11 @@ class RelaySession:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._timeout_callback = None
         for leg in (self.a, self.b):
             leg._stop_player()
             leg._tap = None
+            leg._peer = None
             for transport in (leg._rtp, leg._rtcp):
                 if transport is not None:
                     transport.close()

@@ -11,7 +11,9 @@ proves the first was handled (one socket to one socket keeps the order).
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
+import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -526,3 +528,34 @@ async def test_busy_port_is_skipped(phones: Callable[[], Any]) -> None:
     finally:
         await relay.close()
     assert relay.ports.in_use == 0
+
+
+def held_like_a_call(session: RelaySession) -> dict[str, RelaySession]:
+    """As the B2BUA holds a session: its call refers to the session, and the
+    session's timeout callback refers back to the call."""
+    call = {"session": session}
+    session.on_timeout(lambda _s, _reason: call.clear())
+    return call
+
+
+async def test_a_closed_session_is_freed_without_the_cycle_collector(
+    relay: MediaRelay, phones: Callable[[], Any]
+) -> None:
+    """A finished call's session, legs and timeout callback form no reference cycle:
+    reference counting frees them as soon as the sockets are closed, so a busy
+    switch does not pay cyclic-GC passes per call."""
+    session, a, b = await bridged(relay, phones)
+    call = held_like_a_call(session)
+    a.send_rtp(tone_frames(1000, 3), session.a.rtp_port, ssrc=0xA)
+    await b.recv(3)
+    gone = weakref.ref(session)
+    legs = weakref.ref(session.a), weakref.ref(session.b)
+    gc.disable()
+    try:
+        session.close()
+        await session.wait_closed()
+        del session, call
+        assert gone() is None
+        assert [leg() for leg in legs] == [None, None]
+    finally:
+        gc.enable()

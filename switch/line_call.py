@@ -54,6 +54,8 @@ from routing.forwarding import (
 from routing.groups import MemberFacts, current_members, group_mode, hunt_steps
 from routing.linesettings import (
     ALL_CONDITIONS,
+    DayNight,
+    DayNightOverride,
     ForwardCondition,
     GroupSettings,
     LineSettings,
@@ -433,6 +435,33 @@ class LineCall:
             waiter.set_result(outcome)
 
 
+class GroupDayNight:
+    """The admin API's day/night switch of hunt groups (``switch.admin.GroupModes``):
+    ``day`` / ``night`` force the mode until changed, ``auto`` returns the group to its
+    calendar. Stored with the line settings (``group_key``), so it survives a restart."""
+
+    def __init__(self, b2bua: B2bua) -> None:
+        self.b2bua = b2bua
+
+    async def set_group_mode(self, company: str, number: str, mode: str, by: str) -> dict[str, str]:
+        found = self.b2bua.directory.company(company)
+        if found is None:
+            raise LookupError(f"unknown company: {company}")
+        if found.group(number) is None:
+            raise LookupError(f"unknown group {number} in {company}")
+        if mode not in ("day", "night", "auto"):
+            raise ValueError(f"mode: {mode!r} (day, night or auto)")
+        override = None if mode == "auto" else DayNightOverride(DayNight(mode))
+        await self.b2bua.line_settings.save_group(
+            group_key(number, found.domain), GroupSettings(override)
+        )
+        log.info(
+            "group.day_night",
+            extra={"company": company, "group": number, "mode": mode, "by": by},
+        )
+        return {"company": company, "group": number, "mode": mode}
+
+
 class _Lookup:
     """``routing.forwarding.Lookup`` over the facts gathered for one call."""
 
@@ -461,4 +490,4 @@ def _headers(leg: Leg) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-__all__ = ["MAX_LINES", "LineCall", "needs_driver"]
+__all__ = ["MAX_LINES", "GroupDayNight", "LineCall", "needs_driver"]

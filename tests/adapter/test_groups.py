@@ -1,0 +1,184 @@
+"""Hunt groups on live calls, with raw SIP UAs over UDP.
+
+config/example's group 500 (402 then 403, sequential) gets a 1 s ring time and a
+night destination (601) for these tests; 999 is the implicit Standard (every line).
+Membership changes (``*30``) and the day/night override are written to the switch's
+store, the override through the admin API as an operator would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from routing.linesettings import LineSettings
+from switch.app import Server
+from tests.adapter.raw_ua import RawUa, running_switch, sdp
+from tests.adapter.test_call_lifecycle import cdr, settings, until
+
+GROUP_500 = "      - {number: 500, name: Commercial, strategy: sequential}\n"
+TEST_500 = (
+    "      - {number: 500, name: Commercial, strategy: sequential, ring_s: 1,\n"
+    '         night: {destination: "601"}}\n'
+)
+
+
+def prepare(config: Path) -> None:
+    path = config / "directory.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert GROUP_500 in text
+    path.write_text(text.replace(GROUP_500, TEST_500), encoding="utf-8")
+
+
+@asynccontextmanager
+async def switch(tmp_path: Path) -> AsyncIterator[tuple[Server, int]]:
+    async with running_switch(tmp_path, settings(), prepare=prepare) as running:
+        yield running
+
+
+async def phone(extension: str, port: int, answer: int = 180) -> RawUa:
+    ua = await RawUa.open(extension, f"secret{extension}", port)
+    ua.answer = answer
+    await ua.register()
+    return ua
+
+
+def pick_up(ua: RawUa) -> None:
+    """Answer the (only) call ringing on ``ua``."""
+    (incoming,) = ua.incoming.values()
+    ua.reply(incoming.invite, 200, tag=incoming.tag, body=sdp(4300))
+
+
+def admin(server: Server, path: str, body: dict[str, str]) -> tuple[int, dict[str, object]]:
+    assert server.admin is not None
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server.admin.port}{path}",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+async def test_sequential_group_rings_members_in_order_then_the_second_answers(
+    tmp_path: Path,
+) -> None:
+    async with switch(tmp_path) as (server, port):
+        first = await phone("402", port)
+        second = await phone("403", port)
+        caller = await phone("401", port)
+        call = await caller.call("500")
+        await until(lambda: len(first.incoming) == 1)
+        assert second.incoming == {}
+        await until(lambda: len(second.incoming) == 1)  # after 402's ring time
+        assert "cancel" in next(iter(first.incoming.values())).events
+        pick_up(second)
+        await call.answered()
+        assert caller.incoming == {}
+        await call.bye()
+        await until(lambda: bool(cdr(server)))
+        row = cdr(server)[0]
+        legs = row["legs"]
+        assert isinstance(legs, list)
+        assert [leg["target"] for leg in legs if leg["role"] == "b"] == ["402", "403"]
+        for ua in (first, second, caller):
+            ua.close()
+
+
+async def test_standard_999_rings_every_member_but_the_caller_at_once(tmp_path: Path) -> None:
+    async with switch(tmp_path) as (_server, port):
+        a = await phone("402", port)
+        b = await phone("403", port)
+        caller = await phone("401", port)
+        call = await caller.call("999")
+        await until(lambda: len(a.incoming) == 1 and len(b.incoming) == 1)
+        pick_up(b)
+        await call.answered()
+        await until(lambda: "cancel" in next(iter(a.incoming.values())).events)
+        assert caller.incoming == {}
+        await call.bye()
+        for ua in (a, b, caller):
+            ua.close()
+
+
+async def test_a_line_that_left_999_no_longer_rings_for_it(tmp_path: Path) -> None:
+    async with switch(tmp_path) as (server, port):
+        assert server.b2bua is not None
+        # *30*999 on 402, as the star code stores it.
+        await server.b2bua.line_settings.save(
+            "402@pbx.test", LineSettings(left_groups=frozenset({"999"}))
+        )
+        left = await phone("402", port)
+        member = await phone("403", port, answer=200)
+        caller = await phone("401", port)
+        call = await caller.call("999")
+        await call.answered()
+        assert len(member.incoming) == 1
+        assert left.incoming == {}
+        await call.bye()
+        for ua in (left, member, caller):
+            ua.close()
+
+
+async def test_night_override_from_the_admin_api_routes_the_group_to_601(
+    tmp_path: Path,
+) -> None:
+    async with switch(tmp_path) as (server, port):
+        members = [await phone(ext, port) for ext in ("402", "403")]
+        night = await phone("601", port, answer=200)
+        caller = await phone("401", port)
+        status, body = await asyncio.to_thread(
+            admin, server, "/groups/exemple-pme/500/daynight", {"mode": "night"}
+        )
+        assert (status, body["mode"]) == (200, "night")
+        call = await caller.call("500")
+        await call.answered()
+        assert len(night.incoming) == 1
+        assert all(m.incoming == {} for m in members)
+        await call.bye()
+        await until(lambda: bool(cdr(server)))
+        trace = "\n".join(cdr(server)[0]["because"])  # type: ignore[arg-type]
+        assert "mode nuit forcé" in trace
+        assert "service de nuit vers 601" in trace
+
+        # Back to the schedule (none: day): the members ring again.
+        status, _ = await asyncio.to_thread(
+            admin, server, "/groups/exemple-pme/500/daynight", {"mode": "auto"}
+        )
+        assert status == 200
+        again = await caller.call("500")
+        await until(lambda: len(members[0].incoming) == 1)
+        await again.cancel()
+        assert len(night.incoming) == 1
+        for ua in (*members, night, caller):
+            ua.close()
+
+
+async def test_daynight_route_refuses_unknown_groups_and_modes(tmp_path: Path) -> None:
+    async with switch(tmp_path) as (server, _):
+        path = "/groups/exemple-pme/500/daynight"
+        assert (await asyncio.to_thread(admin, server, path, {"mode": "dusk"}))[0] == 422
+        assert (
+            await asyncio.to_thread(admin, server, path.replace("500", "510"), {"mode": "day"})
+        )[0] == 404
+        assert (
+            await asyncio.to_thread(
+                admin, server, path.replace("exemple-pme", "x"), {"mode": "day"}
+            )
+        )[0] == 404
+
+
+async def test_a_group_with_nobody_reachable_fails_480(tmp_path: Path) -> None:
+    async with switch(tmp_path) as (_server, port):
+        caller = await phone("401", port)
+        call = await caller.call("500")  # 402 and 403 are not registered
+        await call.failed(480)
+        caller.close()

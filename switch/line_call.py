@@ -169,7 +169,11 @@ class LineCall:
             )
             if standard:
                 self.call.because.append("le poste principal ne répond pas : le Standard")
-                self._finish(await self._hunt(STANDARD_GROUP, action.leg, depth=0))
+                self._finish(
+                    await self._hunt(
+                        STANDARD_GROUP, action.leg, depth=0, exclude={callee.extension}
+                    )
+                )
             else:
                 log.info("line_call.voicemail_unavailable", extra={"call": self.call.id})
                 self._reject(480, "voicemail-unavailable")
@@ -260,7 +264,9 @@ class LineCall:
 
     # -- hunt groups -------------------------------------------------------------------
 
-    async def _hunt(self, number: str, leg: Leg, *, depth: int) -> Outcome:
+    async def _hunt(
+        self, number: str, leg: Leg, *, depth: int, exclude: Iterable[str] = ()
+    ) -> Outcome:
         group = self.company.group(number)
         if group is None:
             self.call.because.append(f"groupement {number} inconnu")
@@ -283,8 +289,8 @@ class LineCall:
             self.call.because.append(f"service de nuit vers {group.night.destination}")
             return await self._to(group.night.destination, group, leg, depth)
         members = await self._members(group)
-        exclude = {self.caller.extension} if self.caller.extension else set()
-        ringing = current_members(number, members, exclude=exclude)
+        skip = {*exclude, *([self.caller.extension] if self.caller.extension else [])}
+        ringing = current_members(number, members, exclude=skip)
         causes: list[FailCause] = []
         for step in hunt_steps(group.strategy, ringing, group.ring_s):
             if self._ended:

@@ -39,6 +39,9 @@ Rules (PRODUCT.md, hosted PBX; RESTRICTIONS.md):
   company's ``groups``, or ``999`` (the "Standard" group, implicit, simultaneous:
   it rings every member after the main phone). Default: ``[999]``. When the list
   is given, it is the whole list: write ``999`` in it to stay in the Standard.
+- Group options ``ring_s``, ``overflow``, ``night`` and the company's ``standard``
+  (the 999's own) are described in ``docs/groups.md``; a line's ``mobile``
+  (simultaneous ring) in ``docs/forwarding.md``.
 - ``device`` is the declared phone: ``model`` ``vvx`` (Poly VVX), ``67i``
   (Aastra/Mitel 67xxi and 68xxi) or ``softphone``; ``mac`` (12 hex digits, any
   separators, stored lower-case) is required for ``vvx`` and ``67i``.

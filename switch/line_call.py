@@ -11,8 +11,8 @@ executes them on one routed call of the B2BUA (``Call.routed``: a failed dial is
     Dial(number)             -> out through the trunk (the forward profile was checked
                                 by the session), the presented number of the leg
     DialGroup(group)         -> the group's hunt (below)
-    Voicemail(box, ...)      -> 480 ``voicemail-unavailable`` (voicemail comes with the
-                                IVR), except on a call to the company's main number
+    Voicemail(box, ...)      -> 486 (busy) or 480 ``voicemail-unavailable`` (voicemail
+                                comes with the IVR), except on a call to the company's main number
                                 whose main phone did not answer: the Standard (999)
     Fail(reason)             -> its status (486, 480, 482 for a loop)
 
@@ -175,8 +175,10 @@ class LineCall:
                     )
                 )
             else:
+                # Voicemail comes with the IVR: until then the caller hears why.
                 log.info("line_call.voicemail_unavailable", extra={"call": self.call.id})
-                self._reject(480, "voicemail-unavailable")
+                busy = action.condition is ForwardCondition.BUSY
+                self._reject(486 if busy else 480, "voicemail-unavailable")
         else:
             self._reject(480, "forward-failed")
 

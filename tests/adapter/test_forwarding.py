@@ -144,6 +144,33 @@ async def test_unregistered_line_forwards_on_disconnection_to_402(tmp_path: Path
             ua.close()
 
 
+async def test_a_503_from_the_phone_counts_as_unreachable(tmp_path: Path) -> None:
+    async with switch(tmp_path) as (server, port):
+        await forward(server, "401", unreachable="403")
+        failing = await phone("401", port, answer=503)
+        target = await phone("403", port)
+        caller = await phone("402", port)
+        call = await caller.call("401")
+        await call.answered()
+        assert len(failing.incoming) == 1
+        invite = only_invite(target)
+        assert header(invite, "Diversion") == f"{N401};reason=unavailable;counter=1;privacy=off"
+        await call.bye()
+        for ua in (failing, target, caller):
+            ua.close()
+
+
+async def test_busy_line_without_busy_forward_still_answers_486(tmp_path: Path) -> None:
+    async with switch(tmp_path) as (server, port):
+        await forward(server, "401", no_answer="403", ring_s=5)  # a forward, not for busy
+        busy = await phone("401", port, answer=486)
+        caller = await phone("402", port)
+        call = await caller.call("401")
+        await call.failed(486)
+        for ua in (busy, caller):
+            ua.close()
+
+
 async def test_two_hops_keep_both_diversions_most_recent_first(tmp_path: Path) -> None:
     async with switch(tmp_path) as (server, port):
         await forward(server, "401", unconditional="402")

@@ -430,7 +430,9 @@ class B2bua:
                 caller.extension,
             )
         else:
-            who = ForwardCaller(running.call.caller or None, privacy)
+            presented = running.call.caller  # the trunk's key when nothing was presented
+            number = presented if any(c.isdigit() for c in presented) else None
+            who = ForwardCaller(number, privacy)
         driver = LineCall(self, running, company, caller=who, from_=from_)
         running.service = driver
         return driver

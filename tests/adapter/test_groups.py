@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from routing.linesettings import LineSettings
+from routing.linesettings import Forwarding, LineSettings
 from switch.app import Server
 from tests.adapter.raw_ua import RawUa, running_switch, sdp
 from tests.adapter.test_call_lifecycle import cdr, settings, until
@@ -23,7 +23,7 @@ from tests.adapter.test_call_lifecycle import cdr, settings, until
 GROUP_500 = "      - {number: 500, name: Commercial, strategy: sequential}\n"
 TEST_500 = (
     "      - {number: 500, name: Commercial, strategy: sequential, ring_s: 1,\n"
-    '         night: {destination: "601"}}\n'
+    '         overflow: "601", night: {destination: "601"}}\n'
 )
 
 
@@ -179,6 +179,43 @@ async def test_daynight_route_refuses_unknown_groups_and_modes(tmp_path: Path) -
 async def test_a_group_with_nobody_reachable_fails_480(tmp_path: Path) -> None:
     async with switch(tmp_path) as (_server, port):
         caller = await phone("401", port)
-        call = await caller.call("500")  # 402 and 403 are not registered
+        call = await caller.call("999")  # nobody else is registered
         await call.failed(480)
         caller.close()
+
+
+async def test_a_group_overflows_after_its_last_member(tmp_path: Path) -> None:
+    async with switch(tmp_path) as (server, port):
+        busy = await phone("402", port, answer=486)
+        overflow = await phone("601", port, answer=200)
+        caller = await phone("401", port)
+        call = await caller.call("500")  # 402 busy, 403 not registered
+        await call.answered()
+        assert len(busy.incoming) == 1
+        assert len(overflow.incoming) == 1
+        await call.bye()
+        await until(lambda: bool(cdr(server)))
+        trace = "\n".join(cdr(server)[0]["because"])  # type: ignore[arg-type]
+        assert "groupement 500 : débordement vers 601" in trace
+        for ua in (busy, overflow, caller):
+            ua.close()
+
+
+async def test_a_forward_to_a_group_hunts_it_with_diversion(tmp_path: Path) -> None:
+    async with switch(tmp_path) as (server, port):
+        assert server.b2bua is not None
+        await server.b2bua.line_settings.save(
+            "401@pbx.test", LineSettings(forwarding=Forwarding(unconditional="500"))
+        )
+        member = await phone("402", port, answer=200)
+        caller = await phone("601", port)
+        call = await caller.call("401")
+        await call.answered()
+        (incoming,) = member.incoming.values()
+        diversion = ", ".join(incoming.invite.headers.get_all("Diversion"))
+        assert diversion == (
+            "<sip:+33140000401@pbx.test;user=phone>;reason=unconditional;counter=1;privacy=off"
+        )
+        await call.bye()
+        for ua in (member, caller):
+            ua.close()

@@ -65,7 +65,7 @@ from routing.program import FailCause
 from switch.call import CallState, DialFailed, DigitPressed, Target, TargetAnswered
 from switch.directory import STANDARD_GROUP, Company, Group, Line
 from switch.line_settings import LineSettingsStoreError, group_key
-from switch.service import FAIL_CAUSES
+from switch.service import FAIL_CAUSES, Pending, Trace
 from switch.trunk import Refusal
 
 if TYPE_CHECKING:
@@ -116,9 +116,8 @@ class LineCall:
         self.company = company
         self.caller = caller
         self.from_ = from_  # the From of internal legs (the caller as the phones show it)
-        self._waiter: asyncio.Future[Outcome] | None = None
-        self._ended = False
-        self._traced: set[str] = set()
+        self._pending: Pending[Outcome] = Pending(b2bua.loop, Closed())
+        self._traced = Trace(self.call.because)
         self._media = False
 
     # -- what the B2BUA tells us (as ``ServiceCall``) --------------------------------------
@@ -133,8 +132,7 @@ class LineCall:
             self._resolve(Answered(cmd.label))
 
     def on_ended(self, answered: bool, talk: float) -> None:
-        self._ended = True
-        self._resolve(Closed())
+        self._pending.close()
 
     # -- entry points ------------------------------------------------------------------
 
@@ -425,22 +423,18 @@ class LineCall:
         else:
             self.b2bua.reject(self.running, status, cause)
 
+    @property
+    def _ended(self) -> bool:
+        return self._pending.closed
+
     def _trace(self, because: Iterable[str]) -> None:
-        for line in because:
-            if line not in self._traced:
-                self._traced.add(line)
-                self.call.because.append(line)
+        self._traced.add(because)
 
     def _wait(self) -> asyncio.Future[Outcome]:
-        self._waiter = self.b2bua.loop.create_future()
-        if self._ended:
-            self._waiter.set_result(Closed())
-        return self._waiter
+        return self._pending.wait()
 
     def _resolve(self, outcome: Outcome) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(outcome)
+        self._pending.resolve(outcome)
 
 
 class GroupDayNight:

@@ -213,6 +213,34 @@ async def test_forward_loop_of_three_lines_ends_without_ringing(tmp_path: Path) 
             ua.close()
 
 
+async def test_mixed_forward_loop_rings_each_line_once_within_its_ring_time(
+    tmp_path: Path,
+) -> None:
+    async with switch(tmp_path) as (server, port):
+        await forward(server, "401", unconditional="402")
+        await forward(server, "402", busy="403")
+        await forward(server, "403", no_answer="401", ring_s=5)
+        first = await phone("401", port)
+        busy = await phone("402", port, answer=486)
+        silent = await phone("403", port, answer=180)
+        caller = await phone("601", port)
+        call = await caller.call("401")
+        await until(lambda: len(silent.incoming) == 1)
+        # 403 rings its 5 s once, then the loop back to 401 ends the call.
+        await until(lambda: "cancel" in next(iter(silent.incoming.values())).events, within=10)
+        await call.failed(480)
+        assert first.incoming == {}  # unconditional: never rung
+        assert len(busy.incoming) == 1
+        assert len(silent.incoming) == 1
+        assert "cancel" in next(iter(silent.incoming.values())).events
+        await until(lambda: bool(cdr(server)))
+        trace = because(server, "401")
+        assert "boucle de renvois 401 → 402 → 403 → 401" in trace
+        assert "messagerie du poste 403" in trace
+        for ua in (first, busy, silent, caller):
+            ua.close()
+
+
 async def test_forward_to_a_protected_line_is_ignored(tmp_path: Path) -> None:
     async with switch(tmp_path) as (server, port):
         await forward(server, "401", unconditional="402")

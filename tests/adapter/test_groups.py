@@ -13,10 +13,12 @@ import json
 import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from routing.linesettings import Forwarding, LineSettings
-from switch.app import Server
+from switch.app import Server, injected_clock
 from tests.adapter.raw_ua import RawUa, running_switch, sdp
 from tests.adapter.test_call_lifecycle import cdr, settings, until
 
@@ -159,6 +161,52 @@ async def test_night_override_from_the_admin_api_routes_the_group_to_601(
         await again.cancel()
         assert len(night.incoming) == 1
         for ua in (*members, night, caller):
+            ua.close()
+
+
+STANDARD_AT_NIGHT = """\
+    standard:
+      night:
+        destination: "500"
+        calendar:
+          periods:
+            ouvert: [{days: [mon, tue, wed, thu, fri], ranges: ["08:00-18:00"]}]
+"""
+SUNDAY = datetime(2026, 11, 22, 10, 0, tzinfo=ZoneInfo("Europe/Paris"))
+
+
+def prepare_calendar(config: Path) -> None:
+    prepare(config)
+    path = config / "directory.yaml"
+    text = path.read_text(encoding="utf-8")
+    anchor = "    groups:  "
+    assert text.count(anchor) == 1
+    path.write_text(text.replace(anchor, STANDARD_AT_NIGHT + anchor), encoding="utf-8")
+
+
+async def test_the_calendar_sends_the_standard_to_its_night_destination(
+    tmp_path: Path,
+) -> None:
+    clock = injected_clock(SUNDAY)
+    async with running_switch(tmp_path, settings(), prepare=prepare_calendar, wall=clock) as (
+        server,
+        port,
+    ):
+        first = await phone("402", port, answer=200)
+        second = await phone("403", port, answer=200)
+        caller = await phone("401", port)
+        call = await caller.call("999")
+        await call.answered()
+        # Night: 999 -> group 500 (sequential): 402 answers, 403 is never offered
+        # the call (by day 999 would offer it to both at once).
+        assert len(first.incoming) == 1
+        assert second.incoming == {}
+        await call.bye()
+        await until(lambda: bool(cdr(server)))
+        trace = "\n".join(cdr(server)[0]["because"])  # type: ignore[arg-type]
+        assert "groupement 999 (Standard) : mode nuit selon l'horaire" in trace
+        assert "service de nuit vers 500" in trace
+        for ua in (first, second, caller):
             ua.close()
 
 

@@ -125,6 +125,25 @@ async def test_a_forward_barred_by_the_forward_profile_is_a_clear_failure(
         caller.close()
 
 
+async def test_a_trunk_call_to_a_forwarded_direct_number_follows_the_forward(
+    tmp_path: Path,
+) -> None:
+    async with switch(tmp_path) as (server, port):
+        await save(server, "402", LineSettings(forwarding=Forwarding(unconditional="403")))
+        target = await phone("403", port)
+        trunk = await carrier(port)
+        call = from_trunk(trunk, "+33140000402", port)
+        await call.answered()
+        invite = only_invite(target)
+        assert header(invite, "Diversion") == (
+            "<sip:+33140000402@pbx.test;user=phone>;reason=unconditional;counter=1;privacy=off"
+        )
+        assert "+33699000000" in header(invite, "From")  # the outside caller
+        await call.bye()
+        for ua in (target, trunk):
+            ua.close()
+
+
 async def test_main_number_rings_the_main_phone_then_the_standard(tmp_path: Path) -> None:
     async with switch(tmp_path) as (server, port):
         await save(server, "401", LineSettings(forwarding=Forwarding(ring_s=5)))

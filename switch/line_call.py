@@ -61,6 +61,7 @@ from routing.linesettings import (
     LineSettings,
     is_internal_number,
 )
+from routing.overflow import CAUSE_LABELS
 from routing.program import FailCause
 from switch.call import CallState, DialFailed, DigitPressed, Target, TargetAnswered
 from switch.directory import STANDARD_GROUP, Company, Group, Line
@@ -125,7 +126,7 @@ class LineCall:
     def on_command(self, cmd: DialFailed | TargetAnswered | DigitPressed) -> None:
         if isinstance(cmd, DialFailed):
             cause = FAIL_CAUSES.get(cmd.outcome, FailCause.UNREACHABLE)
-            self.call.because.append(f"→ {cause.value} ({cmd.cause})")
+            self.call.because.append(f"→ {CAUSE_LABELS[cause]} ({cmd.cause})")
             self._resolve(Failed(cause))
         elif isinstance(cmd, TargetAnswered):
             self.call.because.append(f"→ {cmd.label} a décroché")

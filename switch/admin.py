@@ -10,6 +10,11 @@ Endpoints, on ``admin.host:admin.port`` of switch.yaml (127.0.0.1:8080 by defaul
     POST /plans/{number}/activate       {"plan": "name", "by": "who"} -> 200 the new state
     POST /plans/{number}/deactivate     {"by": "who"}                 -> 200 the new state
                                         404 unknown number or plan
+    POST /groups/{company}/{number}/daynight
+                                        {"mode": "day"|"night"|"auto", "by": "who"}
+                                        -> 200 {"ok": true, "company", "group", "mode"}
+                                        404 unknown company or group, 422 bad mode
+                                        (service de nuit of a hunt group, docs/groups.md)
 
 Security by default: reads are open to whoever reaches the port (it listens on
 loopback unless told otherwise); the ``POST`` endpoints change how calls are
@@ -97,6 +102,15 @@ class Backend(Protocol):
     def health(self) -> dict[str, Any]: ...
 
 
+class GroupModes(Protocol):
+    """The day/night override of hunt groups (``switch.line_call.GroupDayNight``)."""
+
+    async def set_group_mode(self, company: str, number: str, mode: str, by: str) -> dict[str, Any]:
+        """The new state; ``LookupError``: unknown company or group; ``ValueError``:
+        not ``day``, ``night`` or ``auto``."""
+        ...
+
+
 def is_loopback(host: str | None) -> bool:
     """True for 127.0.0.0/8, ::1 and IPv4-mapped loopback (``::ffff:127.0.0.1``)."""
     if not host:
@@ -158,8 +172,17 @@ _REASONS = {
 class AdminServer:
     """The admin API on one TCP address; ``start()`` binds, ``close()`` stops."""
 
-    def __init__(self, backend: Backend, *, host: str, port: int, token: str | None = None) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        host: str,
+        port: int,
+        token: str | None = None,
+        groups: GroupModes | None = None,
+    ) -> None:
         self.backend = backend
+        self.groups = groups
         self.host = host
         self.port = port
         self.token = token
@@ -338,6 +361,8 @@ class AdminServer:
                 return Answer.json(200, {"ok": True, "numbers": result.numbers})
             return Answer.json(422, {"ok": False, "errors": result.errors})
         assert number is not None
+        if name == "daynight":
+            return await self._daynight(number, args, by)
         if name == "activate":
             plan = _text(args, "plan", required=True)
             assert plan is not None
@@ -346,8 +371,23 @@ class AdminServer:
             change = backend.deactivate_plan(number, by)
         return Answer.json(200, {"ok": True, **change.as_json()})
 
+    async def _daynight(self, path: str, args: dict[str, Any], by: str) -> Answer:
+        if self.groups is None:
+            raise HttpError(404, "no hunt groups on this switch")
+        company, number = path.split("/", 1)
+        mode = _text(args, "mode", required=True)
+        assert mode is not None
+        try:
+            state = await self.groups.set_group_mode(company, number, mode, by)
+        except LookupError as exc:
+            raise HttpError(404, str(exc.args[0] if exc.args else exc)) from None
+        except ValueError as exc:
+            raise HttpError(422, str(exc)) from None
+        return Answer.json(200, {"ok": True, **state})
 
-# Path -> (endpoint name, allowed methods); plus /plans/{number}/(de)activate.
+
+# Path -> (endpoint name, allowed methods); plus /plans/{number}/(de)activate and
+# /groups/{company}/{number}/daynight.
 _FIXED_ROUTES = {
     "/metrics": ("metrics", ("GET",)),
     "/health": ("health", ("GET",)),
@@ -368,6 +408,11 @@ def _route(path: str) -> tuple[str, str | None, tuple[str, ...]] | None:
         number = urllib.parse.unquote(parts[2])  # "+" stays "+" in a path
         if number:
             return parts[3], number, ("POST",)
+    # ["", "groups", "{company}", "{number}", "daynight"]
+    if len(parts) == 5 and parts[1] == "groups" and parts[4] == "daynight":
+        company, group = urllib.parse.unquote(parts[2]), urllib.parse.unquote(parts[3])
+        if company and group and "/" not in company:
+            return "daynight", f"{company}/{group}", ("POST",)
     return None
 
 

@@ -53,6 +53,7 @@ from switch.b2bua import B2bua
 from switch.cdr import CdrStore, cdr_db_path
 from switch.cursors import CursorStore, cursors_db_path
 from switch.directory import DIRECTORY_FILE, Directory, load_directory, rewrite_clear_passwords
+from switch.line_call import GroupDayNight
 from switch.line_settings import (
     AsyncSettingsStore,
     SqliteLineSettingsStore,
@@ -434,6 +435,7 @@ class Server:
                 host=admin_settings.host,
                 port=admin_settings.port,
                 token=admin_settings.token,
+                groups=GroupDayNight(b2bua),
             )
             # The stop, last first: the B2BUA hangs up every call, the stack lets
             # their transactions end (:meth:`_stop`), then the admin API, the media,

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ivr.announcements import Announcements
 from media.relay import SrtpKeys, SrtpKeysError
 from routing.engine import DialTarget
+from routing.forwarding import Caller as ForwardCaller
 from routing.loader import Library, LibraryHolder, NumberEntry
 from switch.call import (
     SRTP_KEY_MATERIAL,
@@ -62,8 +63,9 @@ from switch.call import (
 )
 from switch.cdr import CdrStore
 from switch.cursors import CursorStore
-from switch.directory import Directory, Line
+from switch.directory import Company, Directory, Line
 from switch.limiter import Limiter
+from switch.line_call import LineCall, needs_driver
 from switch.line_settings import (
     AsyncLineSettingsStore,
     AsyncSettingsStore,
@@ -127,7 +129,8 @@ class _Running:
     call_ids: set[str] = field(default_factory=set)
     keys: set[ClientKey] = field(default_factory=set)
     ended: bool = False
-    service: ServiceCall | None = None  # a call to a service number: its routing
+    # A call to a service number (its routing), or to a line or group (its forwards).
+    service: ServiceCall | LineCall | None = None
     target_lines: dict[str, str] = field(default_factory=dict)  # dialled label -> line key
 
 
@@ -364,6 +367,9 @@ class B2bua:
         call = running.call
         try:
             found = self.directory.line_for(called, domain) if caller is not None else None
+            if found is None and caller is not None and self._is_group(caller, called):
+                await self.call_group(running, caller, called)
+                return
             if found is None and await self._service(running, called, domain, caller):
                 return
             found = found or self.directory.line_by_direct_number(called)
@@ -373,14 +379,23 @@ class B2bua:
             if found is None:
                 self.reject(running, 404, "not-found")
                 return
-            callee = found[1]
-            if self.active[callee.key] >= callee.max_calls:
-                self.reject(running, 486, "line-limit")
-                return
+            company, callee = found
             if caller is not None:
                 name = caller.name.replace('"', "")
                 from_ = f'"{name}" <sip:{caller.extension}@{caller.domain}>'
             assert from_ is not None
+            # Forwards, the main number's Standard, a mobile: switch.line_call.
+            main_number = called != callee.extension and callee.direct_number == (
+                company.main_number
+            )
+            settings = await self.line_settings.load(callee.key)
+            if needs_driver(settings, callee, main_number=main_number):
+                driver = await self._line_call(running, company, caller, from_)
+                await driver.call_line(callee, main_number=main_number)
+                return
+            if self.active[callee.key] >= callee.max_calls:
+                self.reject(running, 486, "line-limit")
+                return
             targets = await self._line_targets(callee, from_, callee.key)
             if call.state >= CallState.ENDING:
                 return
@@ -393,6 +408,51 @@ class B2bua:
             self.execute(running)
         except Exception:
             log.exception("call.setup_failed", extra={"call": call.id})
+            self.reject(running, 500, "internal-error")
+
+    # -- lines and groups (switch.line_call runs forwards and hunts) ---------------------
+    def _is_group(self, caller: Line, called: str) -> bool:
+        company = self.directory.company(caller.company)
+        return company is not None and company.group(called) is not None
+
+    async def _line_call(
+        self, running: _Running, company: Company, caller: Line | None, from_: str
+    ) -> LineCall:
+        """The driver of a routed call to a line or group of ``company``."""
+        request = running.call.a.leg.invite
+        assert request is not None
+        privacy = "id" in (request.headers.get("Privacy") or "").lower().split(";")
+        if caller is not None:
+            settings = await self.line_settings.load(caller.key)
+            who = ForwardCaller(
+                caller.direct_number or company.company_number,
+                privacy or settings.clir,
+                caller.extension,
+            )
+        else:
+            presented = running.call.caller  # the trunk's key when nothing was presented
+            number = presented if any(c.isdigit() for c in presented) else None
+            who = ForwardCaller(number, privacy)
+        driver = LineCall(self, running, company, caller=who, from_=from_)
+        running.service = driver
+        return driver
+
+    async def call_group(self, running: _Running, caller: Line, group_number: str) -> None:
+        """Ring hunt group ``group_number`` of ``caller``'s company for ``running``
+        (``999``: the Standard, every member but the caller); the call is rejected
+        with the hunt's cause when nobody answers."""
+        call = running.call
+        company = self.directory.company(caller.company)
+        if company is None or company.group(group_number) is None:
+            self.reject(running, 404, "not-found")
+            return
+        try:
+            name = caller.name.replace('"', "")
+            from_ = f'"{name}" <sip:{caller.extension}@{caller.domain}>'
+            driver = await self._line_call(running, company, caller, from_)
+            await driver.call_group(group_number)
+        except Exception:
+            log.exception("call.group_failed", extra={"call": call.id})
             self.reject(running, 500, "internal-error")
 
     # -- service numbers (switch.service runs the routing) ------------------------------

@@ -289,6 +289,7 @@ class Target:
     to: str
     route: tuple[str, ...] = ()
     label: str = ""  # for the CDR: the line or contact called
+    extra: tuple[tuple[str, str], ...] = ()  # more INVITE headers (Diversion, History-Info)
 
 
 # The SDES crypto-suites the relay terminates (``media.relay.SRTP_PROFILES``).
@@ -471,6 +472,7 @@ class Call:
                 now=now,
                 body=_body(sent),
                 route=target.route,
+                extra=target.extra,
             )
             label = target.label or str(target.request_uri)
             attempt.append(_Party(leg, "b", target.dest, label=label, sent=sent))
@@ -478,6 +480,19 @@ class Call:
         self._attempt = attempt
         self._ring_deadline = now + (ring_timeout or self.limits.ring_timeout)
         self._drain()
+
+    def extend_dial(self, targets: Sequence[Target], now: float) -> None:
+        """Add B legs to the dial in progress (same ring deadline): a mobile rung after
+        the desk phone. Ignored when no dial is in progress (answered, failed, over)."""
+        if not targets or not self._attempt or self.winner is not None:
+            return
+        if self.state >= CallState.ENDING or self._ring_deadline is None:
+            return
+        deadline = self._ring_deadline
+        attempt = self._attempt
+        self.dial(targets, now)
+        self._attempt = attempt + self._attempt
+        self._ring_deadline = deadline
 
     def early_media(self, now: float) -> LocalMedia | None:
         """Answer the caller's offer with the switch's own SDP in a ``183`` (early

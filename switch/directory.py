@@ -39,6 +39,9 @@ Rules (PRODUCT.md, hosted PBX; RESTRICTIONS.md):
   company's ``groups``, or ``999`` (the "Standard" group, implicit, simultaneous:
   it rings every member after the main phone). Default: ``[999]``. When the list
   is given, it is the whole list: write ``999`` in it to stay in the Standard.
+- Group options ``ring_s``, ``overflow``, ``night`` and the company's ``standard``
+  (the 999's own) are described in ``docs/groups.md``; a line's ``mobile``
+  (simultaneous ring) in ``docs/forwarding.md``.
 - ``device`` is the declared phone: ``model`` ``vvx`` (Poly VVX), ``67i``
   (Aastra/Mitel 67xxi and 68xxi) or ``softphone``; ``mac`` (12 hex digits, any
   separators, stored lower-case) is required for ``vvx`` and ``67i``.
@@ -84,6 +87,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.util import load_yaml_guess_indent
 
+from routing.calendar import Calendar
 from routing.linesettings import STANDARD_GROUP as STANDARD_GROUP
 from routing.linesettings import VOICEMAIL as VOICEMAIL_NUMBER
 from routing.numbering import normalize
@@ -102,6 +106,8 @@ HA1_ALGORITHMS: dict[str, str] = {"md5": "MD5", "sha256": "SHA-256"}
 
 INTERNAL_ONLY_RANGE = range(601, 621)
 MAX_GROUPS = 10  # "jusqu'à 10 autres groupements" besides the Standard
+DEFAULT_GROUP_RING_S = 20  # seconds a group member rings before the next / overflow
+RING_S = 5.0  # one ring, in seconds (a mobile "after N rings" starts after N × RING_S)
 DEFAULT_MAX_CALLS = 5
 DEFAULT_PROFILE_DIRECT_LINE = 10
 DEFAULT_PROFILE_INTERNAL_ONLY = 1
@@ -369,6 +375,13 @@ class ContractConfig(_Model):
     name: Annotated[str, BeforeValidator(_text), Field(max_length=128)] = ""
 
 
+class NightConfig(_Model):
+    """Service de nuit: where a group's calls go at night (``docs/groups.md``)."""
+
+    destination: Dialable  # an extension, a group number or a public number
+    calendar: Calendar | None = None  # open: day; closed: night; none: manual only
+
+
 class GroupConfig(_Model):
     """A groupement: phones ringing together or one after another behind one number."""
 
@@ -376,6 +389,17 @@ class GroupConfig(_Model):
     name: DisplayText
     strategy: Literal["simultaneous", "sequential"] = "simultaneous"
     direct_number: E164 | None = None
+    ring_s: Annotated[int, Field(ge=1, le=120)] = DEFAULT_GROUP_RING_S  # per member
+    overflow: Dialable | None = None  # after the last member: extension, group or number
+    night: NightConfig | None = None
+
+
+class MobileConfig(_Model):
+    """Simultaneous ring with a mobile (``docs/forwarding.md``)."""
+
+    number: E164
+    mode: Literal["simultaneous", "after"] = "simultaneous"
+    rings: Annotated[int, Field(ge=1, le=12)] = 3  # "after": rings of the desk phone first
 
 
 class SpeedDialConfig(_Model):
@@ -398,6 +422,15 @@ class LineConfig(_Model):
     voicemail: VoicemailConfig = VoicemailConfig()
     groups: list[Extension] | None = None
     contract: Identifier | None = None
+    mobile: MobileConfig | None = None
+
+
+class StandardConfig(_Model):
+    """The implicit Standard group (``999``): its ring time and night service."""
+
+    ring_s: Annotated[int, Field(ge=1, le=120)] = DEFAULT_GROUP_RING_S
+    overflow: Dialable | None = None
+    night: NightConfig | None = None
 
 
 class CompanyConfig(_Model):
@@ -409,6 +442,7 @@ class CompanyConfig(_Model):
     main_number: E164
     company_number: E164 | None = None
     groups: list[GroupConfig] = Field(default_factory=list, max_length=MAX_GROUPS)
+    standard: StandardConfig = StandardConfig()
     speed_dials: list[SpeedDialConfig] = Field(default_factory=list)
     lines: list[LineConfig] = Field(default_factory=list)
 
@@ -446,14 +480,41 @@ class Contract:
 
 
 @dataclass(frozen=True, slots=True)
+class Night:
+    destination: str
+    calendar: Calendar | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Group:
     number: str
     name: str
     strategy: Literal["simultaneous", "sequential"]
     direct_number: str | None = None
+    ring_s: int = DEFAULT_GROUP_RING_S
+    overflow: str | None = None
+    night: Night | None = None
 
 
 STANDARD = Group(STANDARD_GROUP, "Standard", "simultaneous")
+
+
+@dataclass(frozen=True, slots=True)
+class Mobile:
+    """A line's mobile: rung with the desk phone (``simultaneous``) or ``after``
+    ``rings`` rings of it (``RING_S`` seconds each), through the trunk."""
+
+    number: str
+    mode: Literal["simultaneous", "after"] = "simultaneous"
+    rings: int = 3
+
+    @property
+    def delay_s(self) -> float:
+        return 0.0 if self.mode == "simultaneous" else self.rings * RING_S
+
+
+def _night(cfg: NightConfig | None) -> Night | None:
+    return None if cfg is None else Night(cfg.destination, cfg.calendar)
 
 
 @dataclass(frozen=True, slots=True)
@@ -479,6 +540,7 @@ class Line:
     voicemail: Voicemail
     groups: frozenset[str]
     contract: str
+    mobile: Mobile | None = None
 
     @property
     def key(self) -> str:
@@ -510,6 +572,7 @@ class Company:
     groups: tuple[Group, ...]  # declared ones; STANDARD is implicit
     speed_dials: tuple[SpeedDial, ...]
     lines: tuple[Line, ...]
+    standard: Group = STANDARD  # the implicit 999, with its company settings
     _by_extension: Mapping[str, Line] = field(init=False, repr=False, compare=False)
     _by_code: Mapping[str, SpeedDial] = field(init=False, repr=False, compare=False)
     _groups: Mapping[str, Group] = field(init=False, repr=False, compare=False)
@@ -518,7 +581,7 @@ class Company:
         set_ = object.__setattr__
         set_(self, "_by_extension", MappingProxyType({ln.extension: ln for ln in self.lines}))
         set_(self, "_by_code", MappingProxyType({sd.code: sd for sd in self.speed_dials}))
-        groups = {STANDARD_GROUP: STANDARD} | {g.number: g for g in self.groups}
+        groups = {STANDARD_GROUP: self.standard} | {g.number: g for g in self.groups}
         set_(self, "_groups", MappingProxyType(groups))
 
     def line(self, extension: str) -> Line | None:
@@ -750,6 +813,14 @@ class _Checker:
             main_number=cfg.main_number,
             company_number=cfg.company_number or cfg.main_number,
             groups=groups,
+            standard=Group(
+                STANDARD_GROUP,
+                STANDARD.name,
+                "simultaneous",
+                ring_s=cfg.standard.ring_s,
+                overflow=cfg.standard.overflow,
+                night=_night(cfg.standard.night),
+            ),
             speed_dials=speed_dials,
             lines=tuple(lines),
         )
@@ -768,7 +839,17 @@ class _Checker:
                 continue
             if g.direct_number is not None:
                 self.number(cfg.id, g.direct_number, (*at, "groups", k, "direct_number"), "number")
-            out.append(Group(g.number, g.name, g.strategy, g.direct_number))
+            out.append(
+                Group(
+                    g.number,
+                    g.name,
+                    g.strategy,
+                    g.direct_number,
+                    g.ring_s,
+                    g.overflow,
+                    _night(g.night),
+                )
+            )
         return tuple(out)
 
     def _free_internal_number(self, number: str, loc: Loc) -> bool:
@@ -873,6 +954,9 @@ class _Checker:
             voicemail=Voicemail(vm.enabled, pin_hash, vm.email),
             groups=frozenset(groups),
             contract=contract,
+            mobile=None
+            if cfg.mobile is None
+            else Mobile(cfg.mobile.number, cfg.mobile.mode, cfg.mobile.rings),
         )
 
 

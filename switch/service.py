@@ -28,9 +28,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from ivr.announcements import tone_frames
 from media.dtmf import DtmfError, DtmfReceiver
@@ -75,6 +76,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 # Call-core outcomes of a failed dial -> the routing engine's causes.
 FAIL_CAUSES: dict[CallOutcome, FailCause] = {
     CallOutcome.BUSY: FailCause.BUSY,
@@ -97,6 +100,52 @@ REJECT_STATUS: dict[EndCause, int] = {
 }
 # Causes that mean the program overflowed (statistics).
 OVERFLOW_CAUSES = frozenset(c for c in EndCause if c not in (EndCause.NORMAL, EndCause.REFUSED))
+
+
+class Pending(Generic[T]):
+    """The one outcome the driver of a routed call waits for (a dial, a message),
+    resolved from the call's commands; once ``close``d (the call is over) every wait
+    gets ``closed`` at once. Shared by ``ServiceCall`` and ``switch.line_call``."""
+
+    __slots__ = ("_closed_value", "_loop", "_waiter", "closed")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, closed: T) -> None:
+        self._loop = loop
+        self._closed_value = closed
+        self._waiter: asyncio.Future[T] | None = None
+        self.closed = False
+
+    def wait(self) -> asyncio.Future[T]:
+        self._waiter = self._loop.create_future()
+        if self.closed:
+            self._waiter.set_result(self._closed_value)
+        return self._waiter
+
+    def resolve(self, outcome: T) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(outcome)
+
+    def close(self) -> None:
+        self.closed = True
+        self.resolve(self._closed_value)
+
+
+class Trace:
+    """A call's ``because`` trace: each line of the successive action paths once
+    (paths share their prefixes)."""
+
+    __slots__ = ("_seen", "lines")
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self._seen: set[str] = set()
+
+    def add(self, because: Iterable[str]) -> None:
+        for line in because:
+            if line not in self._seen:
+                self._seen.add(line)
+                self.lines.append(line)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,14 +179,13 @@ class ServiceCall:
         self.number = entry.national
         self.caller = caller
         self.rng = rng
-        self._waiter: asyncio.Future[Outcome] | None = None
+        self._pending: Pending[Outcome] = Pending(b2bua.loop, Closed())
         self._skip: str | None = None  # the key that skips the message playing now
         self._dtmf: DtmfReceiver | None = None
         self._dtmf_pt: int | None = None
         self._answered_at: float | None = None
-        self._ended = False
         self._finished_by_routing = False  # a terminal action was reached
-        self._traced: set[str] = set()
+        self._traced = Trace(self.call.because)
         self.session: RoutingSession | None = None
 
     # -- what the B2BUA tells us -------------------------------------------------------
@@ -156,7 +204,7 @@ class ServiceCall:
         """The call is over (any path): the pending action gets ``Closed``."""
         if self._ended:
             return
-        self._ended = True
+        self._pending.close()
         metrics = self.b2bua.metrics
         if metrics is not None and self.session is not None:  # counted as offered
             metrics.active(self.number, -1)
@@ -164,7 +212,6 @@ class ServiceCall:
                 metrics.ended(self.number, talk)
             elif not self._finished_by_routing:
                 metrics.abandoned(self.number)
-        self._resolve(Closed())
 
     # -- the walk ----------------------------------------------------------------------
 
@@ -396,23 +443,26 @@ class ServiceCall:
 
     # -- plumbing -------------------------------------------------------------------------
 
+    @property
+    def _ended(self) -> bool:
+        return self._pending.closed
+
     def _trace(self, action: Action) -> None:
-        """The action's path, minus the lines already in the trace (paths share prefixes)."""
-        for line in action.because:
-            if line not in self._traced:
-                self._traced.add(line)
-                self.call.because.append(line)
+        self._traced.add(action.because)
 
     def _wait(self) -> asyncio.Future[Outcome]:
-        self._waiter = self.b2bua.loop.create_future()
-        if self._ended:
-            self._waiter.set_result(Closed())
-        return self._waiter
+        return self._pending.wait()
 
     def _resolve(self, outcome: Outcome) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(outcome)
+        self._pending.resolve(outcome)
 
 
-__all__ = ["FAIL_CAUSES", "OVERFLOW_CAUSES", "REJECT_STATUS", "Caller", "ServiceCall"]
+__all__ = [
+    "FAIL_CAUSES",
+    "OVERFLOW_CAUSES",
+    "REJECT_STATUS",
+    "Caller",
+    "Pending",
+    "ServiceCall",
+    "Trace",
+]

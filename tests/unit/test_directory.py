@@ -352,3 +352,71 @@ def test_mac_normalisation(raw: bytes, separator: str, upper: bool) -> None:
 def test_mac_normalisation_never_raises(text: str) -> None:
     result = normalize_mac(text)
     assert result is None or (len(result) == 12 and result == result.lower())
+
+
+# -- groups and mobiles (switch.line_call) ---------------------------------------------
+
+GROUPS = """\
+companies:
+  - id: acme
+    name: Acme
+    domain: acme.test
+    contract: {id: C-1, name: Acme}
+    main_number: "+33140000401"
+    standard: {ring_s: 8, overflow: "601"}
+    groups:
+      - number: 500
+        name: Vente
+        strategy: sequential
+        ring_s: 4
+        overflow: "0612345678"
+        night:
+          destination: "601"
+          calendar:
+            periods:
+              ouvert: [{days: [mon, tue, wed, thu, fri], ranges: ["08:00-18:00"]}]
+    lines:
+      - extension: 401
+        name: Alice
+        direct_number: "+33140000401"
+        password: a
+        device: {model: softphone}
+        groups: [999, 500]
+        mobile: {number: "+33612345678", mode: after, rings: 2}
+      - extension: 601
+        name: Atelier
+        password: b
+        device: {model: softphone}
+"""
+
+
+def test_groups_and_mobile_are_read(tmp_path: Path) -> None:
+    write(tmp_path, GROUPS)
+    company = load_directory(tmp_path).companies[0]
+    group = company.group("500")
+    assert group is not None
+    assert (group.strategy, group.ring_s, group.overflow) == ("sequential", 4, "+33612345678")
+    assert group.night is not None
+    assert group.night.destination == "601"
+    assert group.night.calendar is not None
+    standard = company.group(STANDARD_GROUP)
+    assert standard is not None
+    assert (standard.ring_s, standard.overflow, standard.night) == (8, "601", None)
+    line = company.line("401")
+    assert line is not None
+    assert line.mobile is not None
+    assert (line.mobile.number, line.mobile.mode, line.mobile.delay_s) == (
+        "+33612345678",
+        "after",
+        10.0,
+    )
+    other = company.line("601")
+    assert other is not None
+    assert other.mobile is None
+
+
+def test_example_groups_keep_their_defaults(example: Directory) -> None:
+    company = example.companies[0]
+    group = company.group("500")
+    assert group is not None
+    assert (group.ring_s, group.overflow, group.night) == (20, None, None)

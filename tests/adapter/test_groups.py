@@ -1,0 +1,269 @@
+"""Hunt groups on live calls, with raw SIP UAs over UDP.
+
+config/example's group 500 (402 then 403, sequential) gets a 1 s ring time and a
+night destination (601) for these tests; 999 is the implicit Standard (every line).
+Membership changes (``*30``) and the day/night override are written to the switch's
+store, the override through the admin API as an operator would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from routing.linesettings import Forwarding, LineSettings
+from switch.app import Server, injected_clock
+from tests.adapter.raw_ua import RawUa, running_switch, sdp
+from tests.adapter.test_call_lifecycle import cdr, settings, until
+
+GROUP_500 = "      - {number: 500, name: Commercial, strategy: sequential}\n"
+TEST_500 = (
+    "      - {number: 500, name: Commercial, strategy: sequential, ring_s: 1,\n"
+    '         overflow: "601", night: {destination: "601"}}\n'
+)
+
+
+def prepare(config: Path) -> None:
+    path = config / "directory.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert GROUP_500 in text
+    path.write_text(text.replace(GROUP_500, TEST_500), encoding="utf-8")
+
+
+@asynccontextmanager
+async def switch(tmp_path: Path) -> AsyncIterator[tuple[Server, int]]:
+    async with running_switch(tmp_path, settings(), prepare=prepare) as running:
+        yield running
+
+
+async def phone(extension: str, port: int, answer: int = 180) -> RawUa:
+    ua = await RawUa.open(extension, f"secret{extension}", port)
+    ua.answer = answer
+    await ua.register()
+    return ua
+
+
+def pick_up(ua: RawUa) -> None:
+    """Answer the (only) call ringing on ``ua``."""
+    (incoming,) = ua.incoming.values()
+    ua.reply(incoming.invite, 200, tag=incoming.tag, body=sdp(4300))
+
+
+def admin(server: Server, path: str, body: dict[str, str]) -> tuple[int, dict[str, object]]:
+    assert server.admin is not None
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server.admin.port}{path}",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+async def test_sequential_group_rings_members_in_order_then_the_second_answers(
+    tmp_path: Path,
+) -> None:
+    async with switch(tmp_path) as (server, port):
+        first = await phone("402", port)
+        second = await phone("403", port)
+        caller = await phone("401", port)
+        call = await caller.call("500")
+        await until(lambda: len(first.incoming) == 1)
+        assert second.incoming == {}
+        await until(lambda: len(second.incoming) == 1)  # after 402's ring time
+        assert "cancel" in next(iter(first.incoming.values())).events
+        pick_up(second)
+        await call.answered()
+        assert caller.incoming == {}
+        await call.bye()
+        await until(lambda: bool(cdr(server)))
+        row = cdr(server)[0]
+        legs = row["legs"]
+        assert isinstance(legs, list)
+        assert [leg["target"] for leg in legs if leg["role"] == "b"] == ["402", "403"]
+        for ua in (first, second, caller):
+            ua.close()
+
+
+async def test_standard_999_rings_every_member_but_the_caller_at_once(tmp_path: Path) -> None:
+    async with switch(tmp_path) as (_server, port):
+        a = await phone("402", port)
+        b = await phone("403", port)
+        caller = await phone("401", port)
+        call = await caller.call("999")
+        await until(lambda: len(a.incoming) == 1 and len(b.incoming) == 1)
+        pick_up(b)
+        await call.answered()
+        await until(lambda: "cancel" in next(iter(a.incoming.values())).events)
+        assert caller.incoming == {}
+        await call.bye()
+        for ua in (a, b, caller):
+            ua.close()
+
+
+async def test_a_line_that_left_999_no_longer_rings_for_it(tmp_path: Path) -> None:
+    async with switch(tmp_path) as (server, port):
+        assert server.b2bua is not None
+        # *30*999 on 402, as the star code stores it.
+        await server.b2bua.line_settings.save(
+            "402@pbx.test", LineSettings(left_groups=frozenset({"999"}))
+        )
+        left = await phone("402", port)
+        member = await phone("403", port, answer=200)
+        caller = await phone("401", port)
+        call = await caller.call("999")
+        await call.answered()
+        assert len(member.incoming) == 1
+        assert left.incoming == {}
+        await call.bye()
+        for ua in (left, member, caller):
+            ua.close()
+
+
+async def test_night_override_from_the_admin_api_routes_the_group_to_601(
+    tmp_path: Path,
+) -> None:
+    async with switch(tmp_path) as (server, port):
+        members = [await phone(ext, port) for ext in ("402", "403")]
+        night = await phone("601", port, answer=200)
+        caller = await phone("401", port)
+        status, body = await asyncio.to_thread(
+            admin, server, "/groups/exemple-pme/500/daynight", {"mode": "night"}
+        )
+        assert (status, body["mode"]) == (200, "night")
+        call = await caller.call("500")
+        await call.answered()
+        assert len(night.incoming) == 1
+        assert all(m.incoming == {} for m in members)
+        await call.bye()
+        await until(lambda: bool(cdr(server)))
+        trace = "\n".join(cdr(server)[0]["because"])  # type: ignore[arg-type]
+        assert "mode nuit forcé" in trace
+        assert "service de nuit vers 601" in trace
+
+        # Back to the schedule (none: day): the members ring again.
+        status, _ = await asyncio.to_thread(
+            admin, server, "/groups/exemple-pme/500/daynight", {"mode": "auto"}
+        )
+        assert status == 200
+        again = await caller.call("500")
+        await until(lambda: len(members[0].incoming) == 1)
+        await again.cancel()
+        assert len(night.incoming) == 1
+        for ua in (*members, night, caller):
+            ua.close()
+
+
+STANDARD_AT_NIGHT = """\
+    standard:
+      night:
+        destination: "500"
+        calendar:
+          periods:
+            ouvert: [{days: [mon, tue, wed, thu, fri], ranges: ["08:00-18:00"]}]
+"""
+SUNDAY = datetime(2026, 11, 22, 10, 0, tzinfo=ZoneInfo("Europe/Paris"))
+
+
+def prepare_calendar(config: Path) -> None:
+    prepare(config)
+    path = config / "directory.yaml"
+    text = path.read_text(encoding="utf-8")
+    anchor = "    groups:  "
+    assert text.count(anchor) == 1
+    path.write_text(text.replace(anchor, STANDARD_AT_NIGHT + anchor), encoding="utf-8")
+
+
+async def test_the_calendar_sends_the_standard_to_its_night_destination(
+    tmp_path: Path,
+) -> None:
+    clock = injected_clock(SUNDAY)
+    async with running_switch(tmp_path, settings(), prepare=prepare_calendar, wall=clock) as (
+        server,
+        port,
+    ):
+        first = await phone("402", port, answer=200)
+        second = await phone("403", port, answer=200)
+        caller = await phone("401", port)
+        call = await caller.call("999")
+        await call.answered()
+        # Night: 999 -> group 500 (sequential): 402 answers, 403 is never offered
+        # the call (by day 999 would offer it to both at once).
+        assert len(first.incoming) == 1
+        assert second.incoming == {}
+        await call.bye()
+        await until(lambda: bool(cdr(server)))
+        trace = "\n".join(cdr(server)[0]["because"])  # type: ignore[arg-type]
+        assert "groupement 999 (Standard) : mode nuit selon l'horaire" in trace
+        assert "service de nuit vers 500" in trace
+        for ua in (first, second, caller):
+            ua.close()
+
+
+async def test_daynight_route_refuses_unknown_groups_and_modes(tmp_path: Path) -> None:
+    async with switch(tmp_path) as (server, _):
+        path = "/groups/exemple-pme/500/daynight"
+        assert (await asyncio.to_thread(admin, server, path, {"mode": "dusk"}))[0] == 422
+        assert (
+            await asyncio.to_thread(admin, server, path.replace("500", "510"), {"mode": "day"})
+        )[0] == 404
+        assert (
+            await asyncio.to_thread(
+                admin, server, path.replace("exemple-pme", "x"), {"mode": "day"}
+            )
+        )[0] == 404
+
+
+async def test_a_group_with_nobody_reachable_fails_480(tmp_path: Path) -> None:
+    async with switch(tmp_path) as (_server, port):
+        caller = await phone("401", port)
+        call = await caller.call("999")  # nobody else is registered
+        await call.failed(480)
+        caller.close()
+
+
+async def test_a_group_overflows_after_its_last_member(tmp_path: Path) -> None:
+    async with switch(tmp_path) as (server, port):
+        busy = await phone("402", port, answer=486)
+        overflow = await phone("601", port, answer=200)
+        caller = await phone("401", port)
+        call = await caller.call("500")  # 402 busy, 403 not registered
+        await call.answered()
+        assert len(busy.incoming) == 1
+        assert len(overflow.incoming) == 1
+        await call.bye()
+        await until(lambda: bool(cdr(server)))
+        trace = "\n".join(cdr(server)[0]["because"])  # type: ignore[arg-type]
+        assert "groupement 500 : débordement vers 601" in trace
+        for ua in (busy, overflow, caller):
+            ua.close()
+
+
+async def test_a_forward_to_a_group_hunts_it_with_diversion(tmp_path: Path) -> None:
+    async with switch(tmp_path) as (server, port):
+        assert server.b2bua is not None
+        await server.b2bua.line_settings.save(
+            "401@pbx.test", LineSettings(forwarding=Forwarding(unconditional="500"))
+        )
+        member = await phone("402", port, answer=200)
+        caller = await phone("601", port)
+        call = await caller.call("401")
+        await call.answered()
+        (incoming,) = member.incoming.values()
+        diversion = ", ".join(incoming.invite.headers.get_all("Diversion"))
+        assert diversion == (
+            "<sip:+33140000401@pbx.test;user=phone>;reason=unconditional;counter=1;privacy=off"
+        )
+        await call.bye()
+        for ua in (member, caller):
+            ua.close()

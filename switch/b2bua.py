@@ -39,15 +39,18 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ivr.announcements import Announcements
 from media.relay import SrtpKeys, SrtpKeysError
 from routing.engine import DialTarget
 from routing.loader import Library, LibraryHolder, NumberEntry
+from switch import features
 from switch.call import (
     SRTP_KEY_MATERIAL,
     Call,
+    CallCommand,
     CallEnded,
     CallState,
     DialFailed,
@@ -129,6 +132,8 @@ class _Running:
     ended: bool = False
     service: ServiceCall | None = None  # a call to a service number: its routing
     target_lines: dict[str, str] = field(default_factory=dict)  # dialled label -> line key
+    # Called with every command of the call (switch.features waits on digits and the end).
+    watchers: list[Callable[[CallCommand], None]] = field(default_factory=list)
 
 
 class B2bua:
@@ -155,6 +160,7 @@ class B2bua:
         cursors: CursorStore | None = None,
         announcements: Announcements | None = None,
         line_settings: AsyncLineSettingsStore | None = None,
+        data_dir: Path | None = None,
     ) -> None:
         self.stack = stack
         self.registrar = registrar
@@ -190,6 +196,7 @@ class B2bua:
             MemoryLineSettingsStore()
         )
         self.announcements = announcements
+        self.data_dir = data_dir  # pre-answer recordings (switch.features); None: not kept
         # The library ``announcements`` was built from (the one loaded at start).
         self._announced: Library | None = (
             routing.current if routing is not None and announcements is not None else None
@@ -363,6 +370,11 @@ class B2bua:
         """Find the callee and dial it; ``caller`` None: a trunk's call (``from_`` set)."""
         call = running.call
         try:
+            if caller is not None:  # star codes, speed dials, CLIR: switch.features
+                dialled = await features.intercept(self, running, caller, called)
+                if dialled is None:
+                    return
+                called = dialled.number
             found = self.directory.line_for(called, domain) if caller is not None else None
             if found is None and await self._service(running, called, domain, caller):
                 return
@@ -394,6 +406,21 @@ class B2bua:
         except Exception:
             log.exception("call.setup_failed", extra={"call": call.id})
             self.reject(running, 500, "internal-error")
+
+    # -- features executed elsewhere (stubs until their branches land) -------------------
+    async def call_group(self, running: _Running, caller: Line, group: str) -> None:
+        """``999`` (and ``CallGroup``): ring hunt group ``group`` for ``caller``.
+
+        Stub: the hunt-group branch replaces it; until then a clear failure."""
+        log.warning("features.unavailable", extra={"call": running.call.id, "feature": "group"})
+        self.reject(running, 480, "group-unavailable", "Group Not Available")
+
+    async def pickup(self, running: _Running, line: Line) -> bool:
+        """``*8*<ext>``: answer the call ringing on ``line`` with this one; False when
+        there is none (the caller then gets ``480``).
+
+        Stub: the pickup branch replaces it; until then nothing is ever picked up."""
+        return False
 
     # -- service numbers (switch.service runs the routing) ------------------------------
     async def _service(
@@ -608,6 +635,8 @@ class B2bua:
             if not commands:
                 break
             for cmd in commands:
+                for watcher in running.watchers:
+                    watcher(cmd)
                 if isinstance(cmd, LegSend):
                     self._send(running, cmd)
                 elif isinstance(cmd, MediaUpdate):

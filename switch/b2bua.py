@@ -103,7 +103,7 @@ from switch.sip.transaction import ClientKey
 from switch.sip.transaction_layer import NoSuchTransaction
 from switch.sip.uri import parse_uri
 from switch.stack import new_branch
-from switch.trunk import Outbound, Refusal, Trunk, Trunks
+from switch.trunk import Outbound, Refusal, Trunk, Trunks, identity_headers
 
 if TYPE_CHECKING:
     from switch.metrics import Metrics
@@ -370,17 +370,20 @@ class B2bua:
         """Find the callee and dial it; ``caller`` None: a trunk's call (``from_`` set)."""
         call = running.call
         try:
+            withheld = False
             if caller is not None:  # star codes, speed dials, CLIR: switch.features
                 dialled = await features.intercept(self, running, caller, called)
                 if dialled is None:
                     return
-                called = dialled.number
+                called, withheld = dialled.number, dialled.withheld
             found = self.directory.line_for(called, domain) if caller is not None else None
-            if found is None and await self._service(running, called, domain, caller):
+            if found is None and await self._service(
+                running, called, domain, caller, withheld=withheld
+            ):
                 return
             found = found or self.directory.line_by_direct_number(called)
             if found is None and caller is not None:
-                await self._dial_out(running, caller, called)
+                await self._dial_out(running, caller, called, withheld=withheld)
                 return
             if found is None:
                 self.reject(running, 404, "not-found")
@@ -390,8 +393,7 @@ class B2bua:
                 self.reject(running, 486, "line-limit")
                 return
             if caller is not None:
-                name = caller.name.replace('"', "")
-                from_ = f'"{name}" <sip:{caller.extension}@{caller.domain}>'
+                from_ = features.phone_from(caller.extension, caller.name, withheld, caller.domain)
             assert from_ is not None
             targets = await self._line_targets(callee, from_, callee.key)
             if call.state >= CallState.ENDING:
@@ -424,7 +426,13 @@ class B2bua:
 
     # -- service numbers (switch.service runs the routing) ------------------------------
     async def _service(
-        self, running: _Running, called: str, domain: str, caller: Line | None
+        self,
+        running: _Running,
+        called: str,
+        domain: str,
+        caller: Line | None,
+        *,
+        withheld: bool = False,
     ) -> bool:
         """Run the routing program of service number ``called``, if it is one."""
         found = self._service_entry(called)
@@ -447,7 +455,12 @@ class B2bua:
             running,
             library,
             entry,
-            Caller(user, "id" in privacy.split(";"), display, entry.service.domain or domain),
+            Caller(
+                user,
+                withheld or "id" in privacy.split(";"),
+                display,
+                entry.service.domain or domain,
+            ),
             rng=self._rng,
         )
         running.service = service
@@ -503,6 +516,7 @@ class B2bua:
                 to=f"<sip:{callee.extension}@{callee.domain}>",
                 route=binding.path,
                 label=label,
+                extra=features.phone_identity(from_),
             )
             for binding in bindings
             if binding.reachable and not binding.expired(at)
@@ -544,14 +558,21 @@ class B2bua:
         running = self._start(event, presented or trunk.key, called, line=trunk.key, now=now)
         if running is None:
             return
-        user = "".join(c for c in presented if c.isalnum() or c == "+") or "anonymous"
-        self._spawn(self._setup(running, domain, None, called, from_=f"<sip:{user}@{domain}>"))
+        privacy = (request.headers.get("Privacy") or "").lower()
+        display = None
+        with contextlib.suppress(ParseError):
+            display = request.from_.display
+        from_ = features.phone_from(presented, display, "id" in privacy.split(";"), domain)
+        self._spawn(self._setup(running, domain, None, called, from_=from_))
 
-    async def _dial_out(self, running: _Running, caller: Line, called: str) -> None:
-        """An authenticated line calls a number that is none of ours: out via a trunk."""
+    async def _dial_out(
+        self, running: _Running, caller: Line, called: str, *, withheld: bool = False
+    ) -> None:
+        """An authenticated line calls a number that is none of ours: out via a trunk
+        (``withheld``: CLIR on this call)."""
         call = running.call
         company = self.directory.company_for_domain(caller.domain)
-        route = self.trunks.outbound(called, caller, company)
+        route = self.trunks.outbound(called, caller, company, withheld=withheld)
         if isinstance(route, Refusal):
             self.reject(running, route.status, route.cause, route.reason)
             return
@@ -594,13 +615,15 @@ class B2bua:
         uri = f"sip:{route.number}@{host}:{dest.port}{param}"
         config = self._config(dest)
         config = dataclasses.replace(config, authenticate=trunk.authorize)
+        from_, identity = identity_headers(route, self.domain)
         return Target(
             request_uri=parse_uri(uri),
             dest=dest,
             config=config,
-            from_=f"<sip:{route.presented}@{self.domain}>",
+            from_=from_,
             to=f"<sip:{route.number}@{host}>",
             label=label or f"{trunk.key}:{route.e164}",
+            extra=identity,
         )
 
     def reject(self, running: _Running, status: int, cause: str, reason: str | None = None) -> None:

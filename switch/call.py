@@ -289,6 +289,7 @@ class Target:
     to: str
     route: tuple[str, ...] = ()
     label: str = ""  # for the CDR: the line or contact called
+    extra: tuple[tuple[str, str], ...] = ()  # more INVITE headers (P-Asserted-Identity...)
 
 
 # The SDES crypto-suites the relay terminates (``media.relay.SRTP_PROFILES``).
@@ -471,6 +472,7 @@ class Call:
                 now=now,
                 body=_body(sent),
                 route=target.route,
+                extra=target.extra,
             )
             label = target.label or str(target.request_uri)
             attempt.append(_Party(leg, "b", target.dest, label=label, sent=sent))

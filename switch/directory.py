@@ -27,6 +27,7 @@ also the digest realm of its lines. One file describes them all::
             voicemail: {enabled: true, pin_hash: "pbkdf2-sha256$..."}
             groups: [999, 500]
             contract: C-2000-SAV
+            presented_number: direct     # direct | company | a group's number (500)
 
 Rules (PRODUCT.md, hosted PBX; RESTRICTIONS.md):
 
@@ -39,6 +40,10 @@ Rules (PRODUCT.md, hosted PBX; RESTRICTIONS.md):
   company's ``groups``, or ``999`` (the "Standard" group, implicit, simultaneous:
   it rings every member after the main phone). Default: ``[999]``. When the list
   is given, it is the whole list: write ``999`` in it to stay in the Standard.
+- ``presented_number`` is the number shown on the line's calls out through a
+  trunk (when its identity is not withheld): ``direct`` (default; the company
+  number for a line without a direct line), ``company`` (``company_number``), or
+  the number of a group of the company that has a ``direct_number``.
 - ``device`` is the declared phone: ``model`` ``vvx`` (Poly VVX), ``67i``
   (Aastra/Mitel 67xxi and 68xxi) or ``softphone``; ``mac`` (12 hex digits, any
   separators, stored lower-case) is required for ``vvx`` and ``67i``.
@@ -398,6 +403,9 @@ class LineConfig(_Model):
     voicemail: VoicemailConfig = VoicemailConfig()
     groups: list[Extension] | None = None
     contract: Identifier | None = None
+    # The number shown on calls out (CLIP): the direct line, the company number, or
+    # a group's direct number (the group's number, e.g. 500).
+    presented_number: Literal["direct", "company"] | Extension = "direct"
 
 
 class CompanyConfig(_Model):
@@ -479,6 +487,7 @@ class Line:
     voicemail: Voicemail
     groups: frozenset[str]
     contract: str
+    presented_number: str = "direct"  # "direct" | "company" | a group's number
 
     @property
     def key(self) -> str:
@@ -843,6 +852,15 @@ class _Checker:
             if number not in group_numbers:
                 known = ", ".join(sorted(group_numbers))
                 self.error((*at, "groups", k), f"unknown group {number} (groups: {known})")
+        presented = cfg.presented_number
+        if presented not in ("direct", "company"):
+            group = next((g for g in company.groups if g.number == presented), None)
+            if group is None or group.direct_number is None:
+                self.error(
+                    (*at, "presented_number"),
+                    f"group {presented} has no direct_number to present "
+                    "(direct, company, or a group with a direct_number)",
+                )
         contract = cfg.contract or company.contract.id
         if contract not in contract_ids:
             self.error(
@@ -873,6 +891,7 @@ class _Checker:
             voicemail=Voicemail(vm.enabled, pin_hash, vm.email),
             groups=frozenset(groups),
             contract=contract,
+            presented_number=presented,
         )
 
 

@@ -93,6 +93,7 @@ from routing.starcodes import (
 )
 from switch.call import CallCommand, CallEnded, CallState, DigitPressed, LocalMedia
 from switch.directory import Company, Line
+from switch.trunk import ANONYMOUS
 
 if TYPE_CHECKING:
     from switch.b2bua import B2bua, _Running
@@ -115,6 +116,26 @@ class Dialled:
 
     number: str
     withheld: bool  # the caller's identity is withheld on this call (CLIR)
+
+
+def phone_from(number: str, display: str | None, withheld: bool, domain: str) -> str:
+    """The ``From`` (and ``P-Asserted-Identity``) of a call towards a phone: the
+    caller's number at the switch's domain with its display name, never an IP
+    address (PHONES.md), and ``"Anonymous" <sip:anonymous@anonymous.invalid>`` when
+    the caller withholds its identity (RFC 3323)."""
+    user = "".join(c for c in number if c.isalnum() or c == "+")
+    if withheld or not user or user.lower() == "anonymous":
+        return ANONYMOUS
+    name = (display or "").replace('"', "").replace("\\", "").strip() or user
+    return f'"{name}" <sip:{user}@{domain}>'
+
+
+def phone_identity(from_: str) -> tuple[tuple[str, str], ...]:
+    """``P-Asserted-Identity`` for a phone: the same identity as ``From``; none for an
+    anonymous caller (RFC 3325 §7: not passed on when the caller asks for privacy)."""
+    if from_ == ANONYMOUS or "sip:anonymous@" in from_.lower():
+        return ()
+    return (("P-Asserted-Identity", from_),)
 
 
 def company_of(b2bua: B2bua, caller: Line) -> Company:
@@ -457,6 +478,8 @@ __all__ = [
     "Dialled",
     "FeatureCall",
     "intercept",
+    "phone_from",
+    "phone_identity",
     "pre_answer_path",
     "star_context",
 ]

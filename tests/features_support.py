@@ -21,7 +21,7 @@ def _rms(pcm: bytes) -> float:
     samples.frombytes(pcm[: len(pcm) - len(pcm) % 2])
     if not samples:
         return 0.0
-    return (sum(v * v for v in samples) / len(samples)) ** 0.5
+    return float((sum(v * v for v in samples) / len(samples)) ** 0.5)
 
 
 def tone_bursts(pcm: bytes, rate: int, freq: float = 440.0) -> list[int]:

@@ -24,6 +24,7 @@ from media.tone import detect, dominant_frequency, sine
 from routing.linesettings import LineSettings, VoicePresentation
 from switch.app import Server
 from switch.line_settings import SqliteLineSettingsStore, line_settings_db_path
+from switch.sip.message import Request
 from tests.adapter.raw_ua import RawUa, running_switch, sdp_port
 from tests.adapter.test_call_lifecycle import cdr, settings, until
 from tests.adapter.test_service import Rtp, rtp_socket
@@ -297,3 +298,74 @@ async def test_record_pre_answer_with_hash_then_activate_it(tmp_path: Path) -> N
         finally:
             ua.close()
         assert stored(server, "402@pbx.test").pre_answer.plays
+
+
+async def test_clir_permanent_and_per_call_towards_the_trunk(tmp_path: Path) -> None:
+    """``*65*1``: every call out is anonymous with ``Privacy: id`` and the real number
+    in ``P-Asserted-Identity``; ``*65*0`` presents again; ``*66*<number>`` withholds
+    that one call only."""
+    trunk_port = free_port()
+    async with running_switch(tmp_path, trunk_settings(trunk_port)) as (_, port):
+        trunk = await open_trunk(trunk_port, port)
+        ua = await RawUa.open("402", "secret402", port)
+        try:
+
+            async def call_out(dialled: str) -> Request:
+                before = set(trunk.incoming)
+                out = await ua.call(dialled)
+                await out.failed(486)
+                (new,) = set(trunk.incoming) - before
+                return trunk.incoming[new].invite
+
+            presented = await call_out("0612345678")
+            assert presented.headers.get("From") or "".startswith("<sip:+33140000402@pbx.test>")
+            assert presented.headers.get("P-Asserted-Identity") == (
+                "<sip:+33140000402@pbx.test;user=phone>"
+            )
+            assert presented.headers.get("Privacy") is None
+
+            assert (await dial_code(ua, "*65*1"))[0] == "accepted"
+            for _ in range(2):  # permanent: every call
+                withheld = await call_out("0612345678")
+                assert withheld.headers.get("From") or "".startswith(
+                    '"Anonymous" <sip:anonymous@anonymous.invalid>'
+                )
+                assert withheld.headers.get("Privacy") == "id"
+                assert withheld.headers.get("P-Asserted-Identity") == (
+                    "<sip:+33140000402@pbx.test;user=phone>"
+                )
+            assert (await dial_code(ua, "*65*0"))[0] == "accepted"
+
+            once = await call_out("*66*0612345678")
+            assert str(once.uri).startswith("sip:+33612345678@")
+            assert once.headers.get("Privacy") == "id"
+            assert "anonymous.invalid" in (once.headers.get("From") or "")
+            after = await call_out("0612345678")
+            assert after.headers.get("Privacy") is None
+            assert (after.headers.get("From") or "").startswith("<sip:+33140000402@pbx.test>")
+        finally:
+            ua.close()
+            trunk.close()
+
+
+async def test_clir_towards_a_phone_is_anonymous_without_pai(tmp_path: Path) -> None:
+    async with running_switch(tmp_path, settings()) as (_, port):
+        callee = await RawUa.open("403", "secret403", port)
+        callee.answer = 486
+        await callee.register()
+        ua = await RawUa.open("402", "secret402", port)
+        try:
+            await (await ua.call("403")).failed(486)
+            await (await ua.call("*66*403")).failed(486)
+            shown, hidden = (c.invite for c in callee.incoming.values())
+            assert (shown.headers.get("From") or "").startswith('"Bruno Durand" <sip:402@pbx.test>')
+            assert shown.headers.get("P-Asserted-Identity") == '"Bruno Durand" <sip:402@pbx.test>'
+            assert (hidden.headers.get("From") or "").startswith(
+                '"Anonymous" <sip:anonymous@anonymous.invalid>'
+            )
+            assert hidden.headers.get("P-Asserted-Identity") is None
+            for invite in (shown, hidden):
+                assert "127.0.0.1" not in (invite.headers.get("From") or "")
+        finally:
+            ua.close()
+            callee.close()

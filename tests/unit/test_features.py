@@ -7,7 +7,7 @@ import pytest
 from ivr.announcements import tone_frames
 from media.g711 import ulaw_decode
 from media.tone import ACCEPTED, ACTIVE, INACTIVE, REFUSED, render, silence
-from switch.features import LEAD_IN_MS, _silence
+from switch.features import LEAD_IN_MS, _silence, phone_from, phone_identity
 from tests.features_support import confirmation
 
 
@@ -39,3 +39,24 @@ def test_lead_in_silence_is_whole_20_ms_frames(codec: str) -> None:
 def test_a_played_confirmation_decodes_to_its_cadence() -> None:
     frames = [*_silence(LEAD_IN_MS, "PCMU"), *tone_frames("inactive", "PCMU")]
     assert confirmation(ulaw_decode(b"".join(frames)), 8000) == "inactive"
+
+
+def test_towards_phones_the_caller_is_its_number_at_our_domain_with_a_name() -> None:
+    from_ = phone_from("401", "Accueil", False, "pbx.test")
+    assert from_ == '"Accueil" <sip:401@pbx.test>'
+    assert phone_identity(from_) == (("P-Asserted-Identity", from_),)
+    # A trunk caller without a display name: the number shows.
+    assert phone_from("+33612345678", None, False, "pbx.test") == (
+        '"+33612345678" <sip:+33612345678@pbx.test>'
+    )
+    # Quotes cannot break out of the display name.
+    assert phone_from("402", 'Bruno "B" Durand', False, "pbx.test").startswith('"Bruno B Durand"')
+
+
+@pytest.mark.parametrize(("number", "withheld"), [("401", True), ("", False), ("anonymous", False)])
+def test_towards_phones_a_withheld_caller_is_anonymous_without_pai(
+    number: str, withheld: bool
+) -> None:
+    from_ = phone_from(number, "Accueil", withheld, "pbx.test")
+    assert from_ == '"Anonymous" <sip:anonymous@anonymous.invalid>'
+    assert phone_identity(from_) == ()

@@ -403,6 +403,7 @@ class B2bua:
                 return
             if not await self.open_media(running, callee.key):
                 return
+            await features.pre_answer(self, running, callee)  # *35*1: before it rings
             call.dial(targets, self.loop.time())
             self.execute(running)
         except Exception:

@@ -67,7 +67,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ivr.announcements import tone_frames
+from ivr.announcements import Announcements, tone_frames
 from media import g711, tone
 from media.codecs import CODEC_RATES, Pcm, encode, g722_decode
 from media.dtmf import DtmfError, DtmfReceiver
@@ -91,7 +91,14 @@ from routing.starcodes import (
     SpeedDial,
     StarContext,
 )
-from switch.call import CallCommand, CallEnded, CallState, DigitPressed, LocalMedia
+from switch.call import (
+    CallCommand,
+    CallEnded,
+    CallState,
+    DigitPressed,
+    LocalMedia,
+    MediaAnswered,
+)
 from switch.directory import Company, Line
 from switch.trunk import ANONYMOUS
 
@@ -106,6 +113,8 @@ TAIL_MS = 200
 """Silence after it, before the BYE."""
 PRE_ANSWER_DIR = "pre_answer"
 """Where ``*35*2`` recordings go, under the data directory."""
+PRE_ANSWER = "pre_answer"
+"""The message id of a line's pre-answer message (CDR ``messages``)."""
 MIN_RECORDING_S = 0.5
 """A shorter recording (hung up at once) is not stored."""
 
@@ -198,6 +207,20 @@ async def intercept(b2bua: B2bua, running: _Running, caller: Line, called: str) 
     return None
 
 
+async def pre_answer(b2bua: B2bua, running: _Running, callee: Line) -> None:
+    """``*35*1``: the callee's recorded pre-answer message (pré-décroché) played to
+    the caller as early media (183) before the callee's phone rings; then ringback
+    from the switch until a phone answers (the caller's phone no longer plays its
+    own after our 183). Nothing when the message is not active or not recorded."""
+    if b2bua.data_dir is None:
+        return
+    settings = await b2bua.line_settings.load(callee.key)
+    path = pre_answer_path(b2bua.data_dir, settings)
+    if path is None or not settings.pre_answer.plays or not path.is_file():
+        return
+    await FeatureCall(b2bua, running).pre_answer(path, callee)
+
+
 def _speed_dial(company: Company, code: str) -> str | None:
     return starcodes.resolve_speed_dial(code, {sd.code: sd.number for sd in company.speed_dials})
 
@@ -242,11 +265,17 @@ class FeatureCall:
         self.call = running.call
         self.rng = random.Random(os.urandom(8))
         self._waiter: asyncio.Future[str] | None = None
+        self._ringing = False
         running.watchers.append(self._watch)
 
     # -- what the call tells us ----------------------------------------------------------
 
     def _watch(self, cmd: CallCommand) -> None:
+        if isinstance(cmd, MediaAnswered | CallEnded) and self._ringing:
+            self._ringing = False  # our ringback after the pre-answer message
+            relay = self.running.session
+            if relay is not None and relay.a.playing:
+                relay.a.play(None)
         if isinstance(cmd, CallEnded):
             self._resolve("ended")
         elif isinstance(cmd, DigitPressed):
@@ -336,6 +365,41 @@ class FeatureCall:
             call.because.extend(because)
             return
         await self.confirm(Confirmation(Reply.ACCEPTED, because))
+
+    async def pre_answer(self, path: Path, callee: Line) -> None:
+        b2bua, call = self.b2bua, self.call
+        local = call.early_media(b2bua.loop.time())
+        b2bua.execute(self.running)
+        if local is None:
+            return
+        try:
+            frames = await asyncio.to_thread(
+                Announcements({PRE_ANSWER: path}).frames, PRE_ANSWER, local.encoding
+            )
+        except (KeyError, ValueError, OSError) as exc:
+            log.warning(
+                "features.pre_answer_failed",
+                extra={"call": call.id, "file": str(path), "error": str(exc)},
+            )
+            return
+        call.messages.append(PRE_ANSWER)
+        call.because.append(f"pré-décroché de {callee.extension}")
+        if await self._play(frames, local) == "ended":
+            return
+        relay = self.running.session
+        if relay is None or call.state >= CallState.CONNECTED:
+            return
+        ring = tone_frames("ringback", local.encoding)
+        repeat = -(-int(b2bua.limits.ring_timeout) * 50 // len(ring)) + 1
+        player = Player(
+            list(ring) * repeat,
+            local.pt,
+            self.rng.getrandbits(32),
+            self.rng.getrandbits(16),
+            self.rng.getrandbits(32),
+        )
+        self._ringing = True
+        relay.a.play(player)
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -480,6 +544,7 @@ __all__ = [
     "intercept",
     "phone_from",
     "phone_identity",
+    "pre_answer",
     "pre_answer_path",
     "star_context",
 ]

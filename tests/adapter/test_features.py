@@ -25,7 +25,7 @@ from routing.linesettings import LineSettings, VoicePresentation
 from switch.app import Server
 from switch.line_settings import SqliteLineSettingsStore, line_settings_db_path
 from switch.sip.message import Request
-from tests.adapter.raw_ua import RawUa, running_switch, sdp_port
+from tests.adapter.raw_ua import RawUa, running_switch, sdp, sdp_port
 from tests.adapter.test_call_lifecycle import cdr, settings, until
 from tests.adapter.test_service import Rtp, rtp_socket
 from tests.features_support import confirmation
@@ -369,3 +369,50 @@ async def test_clir_towards_a_phone_is_anonymous_without_pai(tmp_path: Path) -> 
         finally:
             ua.close()
             callee.close()
+
+
+async def test_active_pre_answer_message_is_early_media_before_the_phone_rings(
+    tmp_path: Path,
+) -> None:
+    """``*35*1`` with a recorded message: the caller gets 183 and the message's audio,
+    and only then does the callee's phone get its INVITE; the answer connects."""
+    async with running_switch(tmp_path, settings()) as (server, port):
+        folder = server.data_dir / "pre_answer"
+        folder.mkdir()
+        with wave.open(str(folder / "402@pbx.test.wav"), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(8000)
+            out.writeframes(sine(700, 800))
+        assert server.b2bua is not None
+        await server.b2bua.line_settings.save(
+            "402@pbx.test", LineSettings().with_pre_answer_message("pre_answer/402@pbx.test.wav")
+        )
+        callee = await RawUa.open("402", "secret402", port)
+        callee.answer = 180
+        await callee.register()
+        caller = await RawUa.open("401", "secret401", port)
+        rtp = await rtp_socket()
+        try:
+            assert (await dial_code(callee, "*35*1"))[0] == "accepted"
+            call = await caller.call("402", rtp_port=rtp.port)
+            await caller.expect(call.call_id, status=183)
+            await until(lambda: len(callee.incoming) == 1, within=5)
+            # The message (40 frames) reached the caller before the phone rang
+            # (``until`` polls every 20 ms: a frame or two may come in meanwhile).
+            assert len(rtp.packets) >= 38
+            heard = ulaw_decode(b"".join(p for t, _, p in rtp.packets[:40] if t == 0))
+            assert detect(heard, 8000, 700) > 0.5
+            incoming = next(iter(callee.incoming.values()))
+            callee.reply(incoming.invite, 200, tag=incoming.tag, body=sdp(4300))
+            await call.answered()
+            await call.bye()
+        finally:
+            caller.close()
+            callee.close()
+            assert rtp.transport is not None
+            rtp.transport.close()
+        await until(lambda: any(r["called"] == "402" for r in cdr(server)))
+        row = next(r for r in cdr(server) if r["called"] == "402")
+        assert row["messages"] == ["pre_answer"]
+        assert row["outcome"] == "answered"

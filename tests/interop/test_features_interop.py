@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from media.tone import dominant_frequency, sine
 from routing.linesettings import LineSettings
 from switch.line_settings import SqliteLineSettingsStore, line_settings_db_path
 from tests.features_support import confirmation
@@ -139,3 +140,38 @@ def test_clir_permanent_then_per_call_as_the_trunk_sees_it(
         assert "P-Asserted-Identity: <sip:+33140000401@pbx.test;user=phone>" in log
         assert "Privacy:" not in log
         assert "anonymous.invalid" not in log
+
+
+def test_record_pre_answer_from_a_phone_then_callers_hear_it(
+    switch_process: SwitchProcess, tmp_path: Path
+) -> None:
+    """``*35*2`` from line 401: the phone speaks (an 800 Hz WAV) after the beep and
+    ends with ``#`` (RFC 4733); the switch stores a WAV holding that audio and the
+    phone hears the accepted tone. ``*35*1`` activates it."""
+    voice = tmp_path / "voice.wav"
+    with wave.open(str(voice), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(sine(800, 1000))
+    record = tmp_path / "heard.wav"
+    with phone(switch_process, tmp_path, "401-record") as p401:
+        p401.command("call", target=f"sip:*35*2@127.0.0.1:{switch_process.sip_port}")
+        p401.command("record", path=str(record), timeout=5.0)
+        p401.command("play", path=str(voice))
+        p401.command("sleep", seconds=2.5)  # the user speaks (the beep ends after 0.65 s)
+        p401.command("dtmf", digits="#")
+        p401.command("wait_state", state="DISCONNECTED", timeout=15.0)
+    with wave.open(str(record)) as heard:
+        assert confirmation(heard.readframes(heard.getnframes()), heard.getframerate()) == (
+            "accepted"
+        )
+    settings = stored(switch_process)
+    assert settings.pre_answer.message == "pre_answer/401@pbx.test.wav"
+    with wave.open(str(switch_process.data_dir / settings.pre_answer.message)) as kept:
+        pcm = kept.readframes(kept.getnframes())
+        rate = kept.getframerate()
+    assert len(pcm) / 2 / rate >= 1.0
+    assert dominant_frequency(pcm, rate, [440, 800, 1000]) == 800
+    assert dial_and_listen(switch_process, tmp_path, "*35*1")[0] == "accepted"
+    assert stored(switch_process).pre_answer.plays

@@ -272,8 +272,9 @@ async def test_record_pre_answer_with_hash_then_activate_it(tmp_path: Path) -> N
             await until(lambda: len(rtp.packets) >= 33)  # 400 ms silence + 250 ms beep
             voice = ulaw_encode(sine(800, 1500))
             assert rtp.transport is not None
-            for i in range(75):
+            for i in range(75):  # paced as a phone sends (20 ms per packet)
                 rtp.transport.sendto(rtp_audio(i + 1, voice[i * 160 : (i + 1) * 160]), relay)
+                await asyncio.sleep(0.02)
             before = len(rtp.packets)
             rtp.send_dtmf(11, relay)  # '#'
             await out.bye_received()
@@ -416,3 +417,43 @@ async def test_active_pre_answer_message_is_early_media_before_the_phone_rings(
         row = next(r for r in cdr(server) if r["called"] == "402")
         assert row["messages"] == ["pre_answer"]
         assert row["outcome"] == "answered"
+
+
+async def test_record_pre_answer_ended_by_sip_info(tmp_path: Path) -> None:
+    """``#`` sent as SIP INFO (``application/dtmf-relay``) ends the recording too."""
+    async with running_switch(tmp_path, settings()) as (server, port):
+        ua = await RawUa.open("403", "secret403", port)
+        rtp = await rtp_socket()
+        try:
+            out = await ua.call("*35*2", rtp_port=rtp.port)
+            ok = await out.answered()
+            relay = ("127.0.0.1", sdp_port(ok.body))
+            await until(lambda: len(rtp.packets) >= 33)  # 400 ms silence + 250 ms beep
+            voice = ulaw_encode(sine(600, 1000))
+            assert rtp.transport is not None
+            for i in range(50):  # paced as a phone sends (20 ms per packet)
+                rtp.transport.sendto(rtp_audio(i + 1, voice[i * 160 : (i + 1) * 160]), relay)
+                await asyncio.sleep(0.02)
+            body = "Signal=#\r\nDuration=160\r\n"
+            out.cseq += 1
+            ua.send(
+                f"INFO {out.contact} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{ua.port};branch=z9hG4bK-info{out.cseq};rport\r\n"
+                "Max-Forwards: 70\r\n"
+                f"From: <sip:403@pbx.test>;tag={out.from_tag}\r\n"
+                f"To: <sip:*35*2@pbx.test>;tag={out.to_tag}\r\n"
+                f"Call-ID: {out.call_id}\r\n"
+                f"CSeq: {out.cseq} INFO\r\n"
+                "Content-Type: application/dtmf-relay\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n{body}"
+            )
+            await out.bye_received()
+        finally:
+            ua.close()
+            assert rtp.transport is not None
+            rtp.transport.close()
+        message = stored(server, "403@pbx.test").pre_answer.message
+        assert message == "pre_answer/403@pbx.test.wav", [r["because"] for r in cdr(server)]
+        with wave.open(str(server.data_dir / message)) as wav:
+            pcm = wav.readframes(wav.getnframes())
+        assert dominant_frequency(pcm, 8000, [440, 600, 1000]) == 600

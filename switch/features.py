@@ -48,8 +48,8 @@ listening when the 200 arrives does not miss the first beep::
     inactive   2 x (200 ms on, 200 ms off)
 
 Recorded prompts replace the tones when the IVR comes. A caller without a codec
-the switch can play (no PCMU, PCMA or G.722 offered) still gets the change
-stored, and the call is answered and hung up without audio.
+the switch can play (no PCMU, PCMA or G.722 offered, or no offer) still gets the
+change stored; its call is released with ``480`` instead of answered.
 
 The CDR row of a star-code call has the dialled string as ``called``, the cause
 ``star-code-<reply>`` and the ``because`` trace of the confirmation.

@@ -424,6 +424,7 @@ class Server:
                 metrics=self.metrics,
                 cursors=cursors,
                 line_settings=AsyncSettingsStore(line_settings),
+                data_dir=self.data_dir,
                 announcements=self._announcements(),
             )
             # Events: stack -> registrar (REGISTER) -> B2BUA (calls) -> stack's default.

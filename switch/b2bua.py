@@ -39,6 +39,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ivr.announcements import Announcements
@@ -46,9 +47,11 @@ from media.relay import SrtpKeys, SrtpKeysError
 from routing.engine import DialTarget
 from routing.forwarding import Caller as ForwardCaller
 from routing.loader import Library, LibraryHolder, NumberEntry
+from switch import features
 from switch.call import (
     SRTP_KEY_MATERIAL,
     Call,
+    CallCommand,
     CallEnded,
     CallState,
     DialFailed,
@@ -102,7 +105,7 @@ from switch.sip.transaction import ClientKey
 from switch.sip.transaction_layer import NoSuchTransaction
 from switch.sip.uri import parse_uri
 from switch.stack import new_branch
-from switch.trunk import Outbound, Refusal, Trunk, Trunks
+from switch.trunk import Outbound, Refusal, Trunk, Trunks, identity_headers
 
 if TYPE_CHECKING:
     from switch.metrics import Metrics
@@ -132,6 +135,8 @@ class _Running:
     # A call to a service number (its routing), or to a line or group (its forwards).
     service: ServiceCall | LineCall | None = None
     target_lines: dict[str, str] = field(default_factory=dict)  # dialled label -> line key
+    # Called with every command of the call (switch.features waits on digits and the end).
+    watchers: list[Callable[[CallCommand], None]] = field(default_factory=list)
 
 
 class B2bua:
@@ -158,6 +163,7 @@ class B2bua:
         cursors: CursorStore | None = None,
         announcements: Announcements | None = None,
         line_settings: AsyncLineSettingsStore | None = None,
+        data_dir: Path | None = None,
     ) -> None:
         self.stack = stack
         self.registrar = registrar
@@ -193,6 +199,7 @@ class B2bua:
             MemoryLineSettingsStore()
         )
         self.announcements = announcements
+        self.data_dir = data_dir  # pre-answer recordings (switch.features); None: not kept
         # The library ``announcements`` was built from (the one loaded at start).
         self._announced: Library | None = (
             routing.current if routing is not None and announcements is not None else None
@@ -366,23 +373,30 @@ class B2bua:
         """Find the callee and dial it; ``caller`` None: a trunk's call (``from_`` set)."""
         call = running.call
         try:
+            withheld = False
+            if caller is not None:  # star codes, speed dials, CLIR: switch.features
+                dialled = await features.intercept(self, running, caller, called)
+                if dialled is None:
+                    return
+                called, withheld = dialled.number, dialled.withheld
             found = self.directory.line_for(called, domain) if caller is not None else None
             if found is None and caller is not None and self._is_group(caller, called):
-                await self.call_group(running, caller, called)
+                await self.call_group(running, caller, called, withheld=withheld)
                 return
-            if found is None and await self._service(running, called, domain, caller):
+            if found is None and await self._service(
+                running, called, domain, caller, withheld=withheld
+            ):
                 return
             found = found or self.directory.line_by_direct_number(called)
             if found is None and caller is not None:
-                await self._dial_out(running, caller, called)
+                await self._dial_out(running, caller, called, withheld=withheld)
                 return
             if found is None:
                 self.reject(running, 404, "not-found")
                 return
             company, callee = found
             if caller is not None:
-                name = caller.name.replace('"', "")
-                from_ = f'"{name}" <sip:{caller.extension}@{caller.domain}>'
+                from_ = features.phone_from(caller.extension, caller.name, withheld, caller.domain)
             assert from_ is not None
             # Forwards, the main number's Standard, a mobile: switch.line_call.
             main_number = called != callee.extension and callee.direct_number == (
@@ -390,7 +404,7 @@ class B2bua:
             )
             settings = await self.line_settings.load(callee.key)
             if needs_driver(settings, callee, main_number=main_number):
-                driver = await self._line_call(running, company, caller, from_)
+                driver = await self._line_call(running, company, caller, from_, withheld=withheld)
                 await driver.call_line(callee, main_number=main_number)
                 return
             if self.active[callee.key] >= callee.max_calls:
@@ -404,6 +418,7 @@ class B2bua:
                 return
             if not await self.open_media(running, callee.key):
                 return
+            await features.pre_answer(self, running, callee)  # *35*1: before it rings
             call.dial(targets, self.loop.time())
             self.execute(running)
         except Exception:
@@ -416,7 +431,13 @@ class B2bua:
         return company is not None and company.group(called) is not None
 
     async def _line_call(
-        self, running: _Running, company: Company, caller: Line | None, from_: str
+        self,
+        running: _Running,
+        company: Company,
+        caller: Line | None,
+        from_: str,
+        *,
+        withheld: bool = False,
     ) -> LineCall:
         """The driver of a routed call to a line or group of ``company``."""
         request = running.call.a.leg.invite
@@ -426,7 +447,7 @@ class B2bua:
             settings = await self.line_settings.load(caller.key)
             who = ForwardCaller(
                 caller.direct_number or company.company_number,
-                privacy or settings.clir,
+                privacy or settings.clir or withheld,
                 caller.extension,
             )
         else:
@@ -437,27 +458,42 @@ class B2bua:
         running.service = driver
         return driver
 
-    async def call_group(self, running: _Running, caller: Line, group_number: str) -> None:
+    async def call_group(
+        self, running: _Running, caller: Line, group_number: str, *, withheld: bool = False
+    ) -> None:
         """Ring hunt group ``group_number`` of ``caller``'s company for ``running``
-        (``999``: the Standard, every member but the caller); the call is rejected
-        with the hunt's cause when nobody answers."""
+        (``999``: the Standard, every member but the caller; ``withheld``: ``*66*``);
+        the call is rejected with the hunt's cause when nobody answers."""
         call = running.call
         company = self.directory.company(caller.company)
         if company is None or company.group(group_number) is None:
             self.reject(running, 404, "not-found")
             return
         try:
-            name = caller.name.replace('"', "")
-            from_ = f'"{name}" <sip:{caller.extension}@{caller.domain}>'
-            driver = await self._line_call(running, company, caller, from_)
+            from_ = features.phone_from(caller.extension, caller.name, withheld, caller.domain)
+            driver = await self._line_call(running, company, caller, from_, withheld=withheld)
             await driver.call_group(group_number)
         except Exception:
             log.exception("call.group_failed", extra={"call": call.id})
             self.reject(running, 500, "internal-error")
 
+    # -- pickup (stub until the transfer branch lands) ----------------------------------
+    async def pickup(self, running: _Running, line: Line) -> bool:
+        """``*8*<ext>``: answer the call ringing on ``line`` with this one; False when
+        there is none (the caller then gets ``480``).
+
+        Stub: the pickup branch replaces it; until then nothing is ever picked up."""
+        return False
+
     # -- service numbers (switch.service runs the routing) ------------------------------
     async def _service(
-        self, running: _Running, called: str, domain: str, caller: Line | None
+        self,
+        running: _Running,
+        called: str,
+        domain: str,
+        caller: Line | None,
+        *,
+        withheld: bool = False,
     ) -> bool:
         """Run the routing program of service number ``called``, if it is one."""
         found = self._service_entry(called)
@@ -480,7 +516,12 @@ class B2bua:
             running,
             library,
             entry,
-            Caller(user, "id" in privacy.split(";"), display, entry.service.domain or domain),
+            Caller(
+                user,
+                withheld or "id" in privacy.split(";"),
+                display,
+                entry.service.domain or domain,
+            ),
             rng=self._rng,
         )
         running.service = service
@@ -536,6 +577,7 @@ class B2bua:
                 to=f"<sip:{callee.extension}@{callee.domain}>",
                 route=binding.path,
                 label=label,
+                extra=features.phone_identity(from_),
             )
             for binding in bindings
             if binding.reachable and not binding.expired(at)
@@ -577,14 +619,21 @@ class B2bua:
         running = self._start(event, presented or trunk.key, called, line=trunk.key, now=now)
         if running is None:
             return
-        user = "".join(c for c in presented if c.isalnum() or c == "+") or "anonymous"
-        self._spawn(self._setup(running, domain, None, called, from_=f"<sip:{user}@{domain}>"))
+        privacy = (request.headers.get("Privacy") or "").lower()
+        display = None
+        with contextlib.suppress(ParseError):
+            display = request.from_.display
+        from_ = features.phone_from(presented, display, "id" in privacy.split(";"), domain)
+        self._spawn(self._setup(running, domain, None, called, from_=from_))
 
-    async def _dial_out(self, running: _Running, caller: Line, called: str) -> None:
-        """An authenticated line calls a number that is none of ours: out via a trunk."""
+    async def _dial_out(
+        self, running: _Running, caller: Line, called: str, *, withheld: bool = False
+    ) -> None:
+        """An authenticated line calls a number that is none of ours: out via a trunk
+        (``withheld``: CLIR on this call)."""
         call = running.call
         company = self.directory.company_for_domain(caller.domain)
-        route = self.trunks.outbound(called, caller, company)
+        route = self.trunks.outbound(called, caller, company, withheld=withheld)
         if isinstance(route, Refusal):
             self.reject(running, route.status, route.cause, route.reason)
             return
@@ -627,13 +676,15 @@ class B2bua:
         uri = f"sip:{route.number}@{host}:{dest.port}{param}"
         config = self._config(dest)
         config = dataclasses.replace(config, authenticate=trunk.authorize)
+        from_, identity = identity_headers(route, self.domain)
         return Target(
             request_uri=parse_uri(uri),
             dest=dest,
             config=config,
-            from_=f"<sip:{route.presented}@{self.domain}>",
+            from_=from_,
             to=f"<sip:{route.number}@{host}>",
             label=label or f"{trunk.key}:{route.e164}",
+            extra=identity,
         )
 
     def reject(self, running: _Running, status: int, cause: str, reason: str | None = None) -> None:
@@ -668,6 +719,8 @@ class B2bua:
             if not commands:
                 break
             for cmd in commands:
+                for watcher in running.watchers:
+                    watcher(cmd)
                 if isinstance(cmd, LegSend):
                     self._send(running, cmd)
                 elif isinstance(cmd, MediaUpdate):

@@ -289,7 +289,7 @@ class Target:
     to: str
     route: tuple[str, ...] = ()
     label: str = ""  # for the CDR: the line or contact called
-    extra: tuple[tuple[str, str], ...] = ()  # more INVITE headers (Diversion, History-Info)
+    extra: tuple[tuple[str, str], ...] = ()  # more INVITE headers (PAI, Diversion, History-Info)
 
 
 # The SDES crypto-suites the relay terminates (``media.relay.SRTP_PROFILES``).

@@ -77,6 +77,20 @@ def build_parser() -> argparse.ArgumentParser:
     cdr.add_argument("--since", default=None, metavar="ISO-8601", help="calls started from")
     cdr.add_argument("--format", default="jsonl", choices=("csv", "jsonl"))
 
+    calls = sub.add_parser("calls", help="call log of a line or a company (newest first)")
+    calls.add_argument("data_dir", metavar="DIR", help="the data directory (cdr.sqlite3)")
+    who = calls.add_mutually_exclusive_group(required=True)
+    who.add_argument("--line", metavar="EXT", help="a line: 401, or 401@DOMAIN")
+    who.add_argument("--company", metavar="ID", help="a company id (directory.yaml)")
+    calls.add_argument("--limit", type=int, default=20, metavar="N", help="default: 20")
+    calls.add_argument("--format", default="text", choices=("text", "csv", "jsonl"))
+    calls.add_argument(
+        "--config",
+        default="config/example",
+        metavar="DIR",
+        help="where directory.yaml is (default: config/example)",
+    )
+
     plan = sub.add_parser(
         "plan", help="switch a number's plan de secours on or off in the running switch"
     )
@@ -133,6 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from switch.cdr import cdr_command
 
         return cdr_command(args)
+    if args.command == "calls":
+        from switch.cdr import calls_command
+
+        return calls_command(args)
     if args.command in ("plan", "reload"):
         from switch import admin
 

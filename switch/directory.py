@@ -27,6 +27,7 @@ also the digest realm of its lines. One file describes them all::
             voicemail: {enabled: true, pin_hash: "pbkdf2-sha256$..."}
             groups: [999, 500]
             contract: C-2000-SAV
+            presented_number: direct     # direct | company | a group's number (500)
 
 Rules (PRODUCT.md, hosted PBX; RESTRICTIONS.md):
 
@@ -42,6 +43,10 @@ Rules (PRODUCT.md, hosted PBX; RESTRICTIONS.md):
 - Group options ``ring_s``, ``overflow``, ``night`` and the company's ``standard``
   (the 999's own) are described in ``docs/groups.md``; a line's ``mobile``
   (simultaneous ring) in ``docs/forwarding.md``.
+- ``presented_number`` is the number shown on the line's calls out through a
+  trunk (when its identity is not withheld): ``direct`` (default; the company
+  number for a line without a direct line), ``company`` (``company_number``), or
+  the number of a group of the company that has a ``direct_number``.
 - ``device`` is the declared phone: ``model`` ``vvx`` (Poly VVX), ``67i``
   (Aastra/Mitel 67xxi and 68xxi) or ``softphone``; ``mac`` (12 hex digits, any
   separators, stored lower-case) is required for ``vvx`` and ``67i``.
@@ -423,6 +428,9 @@ class LineConfig(_Model):
     groups: list[Extension] | None = None
     contract: Identifier | None = None
     mobile: MobileConfig | None = None
+    # The number shown on calls out (CLIP): the direct line, the company number, or
+    # a group's direct number (the group's number, e.g. 500).
+    presented_number: Literal["direct", "company"] | Extension = "direct"
 
 
 class StandardConfig(_Model):
@@ -541,6 +549,7 @@ class Line:
     groups: frozenset[str]
     contract: str
     mobile: Mobile | None = None
+    presented_number: str = "direct"  # "direct" | "company" | a group's number
 
     @property
     def key(self) -> str:
@@ -924,6 +933,15 @@ class _Checker:
             if number not in group_numbers:
                 known = ", ".join(sorted(group_numbers))
                 self.error((*at, "groups", k), f"unknown group {number} (groups: {known})")
+        presented = cfg.presented_number
+        if presented not in ("direct", "company"):
+            group = next((g for g in company.groups if g.number == presented), None)
+            if group is None or group.direct_number is None:
+                self.error(
+                    (*at, "presented_number"),
+                    f"group {presented} has no direct_number to present "
+                    "(direct, company, or a group with a direct_number)",
+                )
         contract = cfg.contract or company.contract.id
         if contract not in contract_ids:
             self.error(
@@ -957,6 +975,7 @@ class _Checker:
             mobile=None
             if cfg.mobile is None
             else Mobile(cfg.mobile.number, cfg.mobile.mode, cfg.mobile.rings),
+            presented_number=presented,
         )
 
 

@@ -195,7 +195,7 @@ class LineCall:
             return Failed(FailCause.UNREACHABLE)
         extra = _headers(leg)
         targets = [
-            dataclasses.replace(t, extra=extra)
+            dataclasses.replace(t, extra=t.extra + extra)
             for t in await self.b2bua._line_targets(line, self.from_, extension)
         ]
         self.running.target_lines[extension] = line.key
@@ -240,8 +240,7 @@ class LineCall:
         is no trunk or it is full (traced)."""
         b2bua = self.b2bua
         presented = leg.presented
-        user = presented.number if presented.number and not presented.withheld else "anonymous"
-        route = b2bua.trunks.service_out(number, user)
+        route = b2bua.trunks.service_out(number, presented.number or "anonymous")
         if isinstance(route, Refusal):
             self.call.because.append(f"→ {number} : pas de trunk ({route.cause})")
             return None
@@ -252,10 +251,12 @@ class LineCall:
         if trunk.key not in self.running.lines:
             self.running.lines.append(trunk.key)
             b2bua.active[trunk.key] += 1
-        extra = _headers(leg)
-        if presented.withheld:
-            extra += (("Privacy", "id"),)
-        return dataclasses.replace(b2bua._trunk_target(route, label), extra=extra)
+        # From, P-Asserted-Identity and Privacy as on any call out (switch.trunk).
+        route = dataclasses.replace(
+            route, asserted=presented.number or "", withheld=presented.withheld
+        )
+        target = b2bua._trunk_target(route, label)
+        return dataclasses.replace(target, extra=target.extra + _headers(leg))
 
     async def _dial(self, targets: list[Target], ring_s: float) -> Outcome:
         waiter = self._wait()
@@ -330,7 +331,7 @@ class LineCall:
                 continue
             self.running.target_lines[extension] = line.key
             found = await b2bua._line_targets(line, self.from_, extension)
-            targets.extend(dataclasses.replace(t, extra=_headers(leg)) for t in found)
+            targets.extend(dataclasses.replace(t, extra=t.extra + _headers(leg)) for t in found)
         if self._ended or self.call.state >= CallState.ENDING:
             return Closed()
         if not targets:

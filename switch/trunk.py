@@ -14,10 +14,18 @@ source, and a trunk never reaches another trunk):
    checked its digest). The dialled number is normalised
    (``routing.numbering.normalize``); a public number (E.164) that is not one of
    ours, or an emergency number, goes to the first trunk (``Trunks.outbound``),
-   in the trunk's ``number_format``, presenting the line's direct number (or its
-   company's number for a line without one, ``6xx``). A short number that is
-   not an emergency number is ``404``.
-3. **Digest towards the trunk.** A 401/407 from the trunk is answered once per
+   in the trunk's ``number_format``. A short number that is not an emergency
+   number is ``404``.
+3. **Identity towards the trunk** (RFC 3325, RFC 3323; ``identity_headers``).
+   ``P-Asserted-Identity`` always carries the line's real number (its direct
+   number, else the company number), for the carrier (emergency location,
+   traceability). ``From`` shows the *presented* number, the line's
+   ``presented_number`` option (``presented_number``): its direct line, the
+   company number, or a group's direct number. When the caller's identity is
+   withheld (``*65*1`` on the line, or ``*66*`` for one call) ``From`` is
+   ``"Anonymous" <sip:anonymous@anonymous.invalid>`` and ``Privacy: id`` asks the
+   carrier not to pass the PAI on.
+4. **Digest towards the trunk.** A 401/407 from the trunk is answered once per
    INVITE (``Trunk.authorize``): the realm is the challenge's, the credentials
    the trunk's (``password``, or a stored ``ha1`` for that realm).
 """
@@ -27,7 +35,7 @@ from __future__ import annotations
 import ipaddress
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from routing.numbering import destination_class, normalize, to_national
 from routing.restrictions import check as check_restriction
@@ -131,6 +139,10 @@ class Refusal:
     reason: str | None = None  # the SIP reason phrase, when not the default one
 
 
+ANONYMOUS = '"Anonymous" <sip:anonymous@anonymous.invalid>'
+"""The From of a call whose caller withholds its identity (RFC 3323 §4.1.1.3)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Outbound:
     """A call out: the B leg's Request-URI user, presented number and trunk."""
@@ -138,7 +150,41 @@ class Outbound:
     trunk: Trunk
     number: str  # as the trunk wants it (number_format)
     e164: str  # normalised (E.164, or the emergency short number)
-    presented: str  # the caller's public number
+    presented: str  # the number shown to the called party (From)
+    asserted: str = ""  # the caller's real number (P-Asserted-Identity); "" none
+    withheld: bool = False  # CLIR: From anonymous, Privacy: id
+
+
+def presented_number(caller: Line, company: Company | None) -> str:
+    """The number ``caller``'s calls out show (its ``presented_number`` option)."""
+    company_number = company.company_number if company is not None else ""
+    choice = caller.presented_number
+    if choice == "company":
+        return company_number
+    if choice != "direct" and company is not None:
+        group = company.group(choice)
+        if group is not None and group.direct_number is not None:
+            return group.direct_number
+    return caller.direct_number or company_number
+
+
+def identity_headers(route: Outbound, domain: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The From of the B leg and its identity headers (rule 3)::
+
+    not withheld   From: <sip:PRESENTED@domain>
+                   P-Asserted-Identity: <sip:REAL@domain;user=phone>
+    withheld       From: "Anonymous" <sip:anonymous@anonymous.invalid>
+                   P-Asserted-Identity: <sip:REAL@domain;user=phone>
+                   Privacy: id
+    """
+    extra: list[tuple[str, str]] = []
+    if route.asserted:
+        extra.append(("P-Asserted-Identity", f"<sip:{route.asserted}@{domain};user=phone>"))
+    if route.withheld:
+        extra.append(("Privacy", "id"))
+        return ANONYMOUS, tuple(extra)
+    user = route.presented or "anonymous"
+    return f"<sip:{user}@{domain}>", tuple(extra)
 
 
 class Trunks:
@@ -171,8 +217,11 @@ class Trunks:
             return Refusal(404, "not-found")
         return found
 
-    def outbound(self, called: str, caller: Line, company: Company | None) -> Outbound | Refusal:
-        """An authenticated line dialled ``called``, which is none of ours (rule 2)."""
+    def outbound(
+        self, called: str, caller: Line, company: Company | None, *, withheld: bool = False
+    ) -> Outbound | Refusal:
+        """An authenticated line dialled ``called``, which is none of ours (rule 2);
+        ``withheld``: its identity is withheld on this call (rule 3)."""
         number = normalize(called)
         if number.kind == "invalid":
             return Refusal(404, "not-found")
@@ -185,8 +234,11 @@ class Trunks:
         verdict = check_restriction(caller.restrictions.direct, destination)
         if not verdict.allowed:
             return Refusal(403, f"barred:{verdict.klass}", verdict.reason_phrase)
-        presented = caller.direct_number or (company.company_number if company else "") or ""
-        return self._out(number.value, presented, emergency=emergency)
+        route = self._out(number.value, presented_number(caller, company), emergency=emergency)
+        if isinstance(route, Refusal):
+            return route
+        asserted = caller.direct_number or (company.company_number if company else "")
+        return replace(route, asserted=asserted, withheld=withheld)
 
     def service_out(self, called: str, service: str) -> Outbound | Refusal:
         """A service number's routing dials ``called``, an outside number: the
@@ -205,4 +257,12 @@ class Trunks:
         return Outbound(trunk, e164 if emergency else trunk.format(e164), e164, presented)
 
 
-__all__ = ["Outbound", "Refusal", "Trunk", "Trunks"]
+__all__ = [
+    "ANONYMOUS",
+    "Outbound",
+    "Refusal",
+    "Trunk",
+    "Trunks",
+    "identity_headers",
+    "presented_number",
+]

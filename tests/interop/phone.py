@@ -388,6 +388,11 @@ class Child:
         self.keep.append(recorder)
         return {}
 
+    def cmd_dtmf(self, digits: str, **_: Any) -> dict[str, Any]:
+        """Send ``digits`` in the current call (RFC 4733, pjsua2's default method)."""
+        self.call.dialDtmf(digits)
+        return {}
+
     def cmd_info(self, **_: Any) -> dict[str, Any]:
         info = self.call.getInfo()
         return {"state": str(info.stateText), "status": int(info.lastStatusCode)}

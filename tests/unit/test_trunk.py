@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from switch.directory import Directory, load_directory
+from switch.directory import Directory, Group, load_directory
 from switch.settings import TrunkSettings, load_settings
 from switch.sip.auth import ha1, parse_credentials, response_digest
 from switch.sip.dialog_events import CallAnswered, CallFailed
@@ -15,7 +16,15 @@ from switch.sip.endpoint import Endpoint
 from switch.sip.invite import InviteSession
 from switch.sip.message import Headers, Request, Response
 from switch.sip.uri import parse_uri
-from switch.trunk import Outbound, Refusal, Trunk, Trunks
+from switch.trunk import (
+    ANONYMOUS,
+    Outbound,
+    Refusal,
+    Trunk,
+    Trunks,
+    identity_headers,
+    presented_number,
+)
 from tests.unit.sip_legs import ANSWER, Side, net
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example"
@@ -105,7 +114,9 @@ def test_lines_call_out_public_and_emergency_numbers_only(directory: Directory) 
     company, caller = directory.line_for("401", "pbx.test") or (None, None)
     assert caller is not None
     out = trunks.outbound("06 12 34 56 78", caller, company)
-    assert out == Outbound(trunks.trunks[0], "+33612345678", "+33612345678", "+33140000401")
+    assert out == Outbound(
+        trunks.trunks[0], "+33612345678", "+33612345678", "+33140000401", "+33140000401"
+    )
     emergency = trunks.outbound("112", caller, company)
     assert isinstance(emergency, Outbound)
     assert emergency.number == "112"
@@ -126,8 +137,68 @@ def test_national_format_and_company_number_for_6xx(directory: Directory) -> Non
     assert out.e164 == "+33800123456"
     assert out.presented == company.company_number
     assert trunks.outbound("15", caller, company) == Outbound(
-        trunks.trunks[0], "15", "15", company.company_number
+        trunks.trunks[0], "15", "15", company.company_number, company.company_number
     )
+
+
+def test_withheld_call_out_is_anonymous_with_privacy_id_and_the_real_pai(
+    directory: Directory,
+) -> None:
+    """RFC 3323 §4.1.1.3 anonymous From, RFC 3325 PAI with the real number, Privacy: id."""
+    trunks = Trunks([carrier()])
+    company, caller = directory.line_for("402", "pbx.test") or (None, None)
+    assert caller is not None
+    out = trunks.outbound("0612345678", caller, company, withheld=True)
+    assert isinstance(out, Outbound)
+    from_, extra = identity_headers(out, "pbx.test")
+    assert from_ == ANONYMOUS == '"Anonymous" <sip:anonymous@anonymous.invalid>'
+    assert extra == (
+        ("P-Asserted-Identity", "<sip:+33140000402@pbx.test;user=phone>"),
+        ("Privacy", "id"),
+    )
+
+
+def test_presented_call_out_shows_the_presented_number_and_asserts_the_real_one(
+    directory: Directory,
+) -> None:
+    trunks = Trunks([carrier()])
+    company, caller = directory.line_for("402", "pbx.test") or (None, None)
+    assert caller is not None
+    assert company is not None
+    out = trunks.outbound("0612345678", caller, company)
+    assert isinstance(out, Outbound)
+    assert identity_headers(out, "pbx.test") == (
+        "<sip:+33140000402@pbx.test>",
+        (("P-Asserted-Identity", "<sip:+33140000402@pbx.test;user=phone>"),),
+    )
+    # The company number instead of the direct line: PAI stays the real number.
+    company_wide = dataclasses.replace(caller, presented_number="company")
+    out = trunks.outbound("0612345678", company_wide, company)
+    assert isinstance(out, Outbound)
+    from_, extra = identity_headers(out, "pbx.test")
+    assert from_ == f"<sip:{company.company_number}@pbx.test>"
+    assert extra == (("P-Asserted-Identity", "<sip:+33140000402@pbx.test;user=phone>"),)
+
+
+def test_presented_number_options(directory: Directory) -> None:
+    company, line = directory.line_for("402", "pbx.test") or (None, None)
+    assert company is not None
+    assert line is not None
+    assert presented_number(line, company) == "+33140000402"
+    assert presented_number(dataclasses.replace(line, presented_number="company"), company) == (
+        company.company_number
+    )
+    with_group = dataclasses.replace(
+        company, groups=(Group("500", "Commercial", "sequential", "+33140000500"),)
+    )
+    grouped = dataclasses.replace(line, presented_number="500")
+    assert presented_number(grouped, with_group) == "+33140000500"
+    # A group without a direct number (the loader refuses it): the direct line.
+    assert presented_number(grouped, company) == "+33140000402"
+    # 601 has no direct line: the company number.
+    _, internal = directory.line_for("601", "pbx.test") or (None, None)
+    assert internal is not None
+    assert presented_number(internal, company) == company.company_number
 
 
 def test_a_service_number_dials_out_presenting_itself_without_a_line_profile() -> None:

@@ -1,0 +1,322 @@
+"""BLF in-process with raw SIP UAs over UDP: SUBSCRIBE Event: dialog, digest, company
+checks, the idle document, refresh and unsubscribe, and the NOTIFYs a call 401 -> 402
+produces (call-id and tags those of the switch's B leg towards 402)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from pathlib import Path
+
+from switch.sip.auth import answer_challenge, parse_challenge
+from switch.sip.dialog_info import DialogInfo, DialogState, Direction, parse
+from switch.sip.message import Request, Response
+from tests.adapter.raw_ua import WAIT, RawUa, running_switch, sdp
+
+_n = itertools.count(1)
+
+OTHER_COMPANY = """
+  - id: autre
+    name: Autre
+    domain: other.test
+    contract: {id: C-9, name: Autre}
+    main_number: "+33150000401"
+    lines:
+      - extension: 401
+        name: Ailleurs
+        direct_number: "+33150000401"
+        password: secret-other
+        device: {model: softphone}
+"""
+
+
+def settings() -> str:
+    return (
+        "registrar:\n  keepalive: {interval: 0}\n"
+        "media:\n  address: 127.0.0.1\n  rtp_ports: [43000, 43199]\n  rtp_timeout: 30\n"
+        "calls:\n  ring_timeout: 30\n  max_duration: 3600\n"
+    )
+
+
+def with_other_company(config: Path) -> None:
+    path = config / "directory.yaml"
+    path.write_text(path.read_text(encoding="utf-8") + OTHER_COMPANY, encoding="utf-8")
+
+
+class Watcher(RawUa):
+    """A raw UA that subscribes to lines and answers every NOTIFY 200."""
+
+    def __init__(self, user: str, password: str, sip_port: int) -> None:
+        super().__init__(user, password, sip_port)
+        self.domain = "pbx.test"
+        self.notifies: dict[str, asyncio.Queue[Request]] = {}
+        self.notify_status = 200
+
+    @classmethod
+    async def line(cls, user: str, password: str, sip_port: int) -> Watcher:
+        watcher = await cls.open(user, password, sip_port)
+        assert isinstance(watcher, Watcher)
+        return watcher
+
+    def _on_request(self, request: Request) -> None:
+        if request.method == "NOTIFY":
+            self.reply(request, self.notify_status)
+            self.notifies.setdefault(request.call_id, asyncio.Queue()).put_nowait(request)
+            return
+        super()._on_request(request)
+
+    async def notify(self, call_id: str) -> Request:
+        queue = self.notifies.setdefault(call_id, asyncio.Queue())
+        return await asyncio.wait_for(queue.get(), WAIT)
+
+    async def document(self, call_id: str) -> DialogInfo:
+        notify = await self.notify(call_id)
+        assert notify.headers.get("Content-Type") == "application/dialog-info+xml"
+        return parse(notify.body)
+
+    def send_subscribe(
+        self,
+        sub: Subscription,
+        *,
+        expires: int = 600,
+        auth: str = "",
+        event: str = "dialog",
+    ) -> None:
+        sub.cseq += 1
+        lines = [
+            f"SUBSCRIBE {sub.ruri} SIP/2.0",
+            f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bK-w{next(_n)};rport",
+            "Max-Forwards: 70",
+            f"From: <sip:{self.user}@{self.domain}>;tag={sub.from_tag}",
+            f"To: <sip:{sub.target}@pbx.test>" + (f";tag={sub.to_tag}" if sub.to_tag else ""),
+            f"Call-ID: {sub.call_id}",
+            f"CSeq: {sub.cseq} SUBSCRIBE",
+            f"Contact: <sip:{self.user}@127.0.0.1:{self.port}>",
+            f"Event: {event}",
+            "Accept: application/dialog-info+xml",
+            f"Expires: {expires}",
+        ]
+        if auth:
+            lines.append(f"Proxy-Authorization: {auth}")
+        self.send("\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n")
+
+    async def subscribe(self, target: str, *, expires: int = 600) -> tuple[Subscription, Response]:
+        """SUBSCRIBE to ``target``, answering the 407; the final response."""
+        sub = Subscription(target, self.sip_port)
+        self.send_subscribe(sub, expires=expires)
+        challenge = await self.final(sub)
+        if challenge.status != 407:
+            return sub, challenge
+        value = challenge.headers.get("Proxy-Authenticate")
+        assert value is not None
+        parsed = parse_challenge(value)
+        auth = answer_challenge(
+            parsed, method="SUBSCRIBE", uri=sub.ruri, username=self.user,
+            password=self.password, cnonce="w", nc=1,
+        )  # fmt: skip
+        self.send_subscribe(sub, expires=expires, auth=auth)
+        response = await self.final(sub)
+        sub.to_tag = response.to_tag or ""
+        return sub, response
+
+    async def final(self, sub: Subscription) -> Response:
+        while True:
+            response = await asyncio.wait_for(self.box(sub.call_id).get(), WAIT)
+            if isinstance(response, Response) and response.status >= 200:
+                return response
+
+
+class Subscription:
+    def __init__(self, target: str, sip_port: int) -> None:
+        self.target = target
+        self.ruri = f"sip:{target}@pbx.test"
+        self.call_id = f"sub-{next(_n)}@watcher"
+        self.from_tag = f"w{next(_n)}"
+        self.to_tag = ""
+        self.cseq = 0
+
+
+async def test_subscribe_unauthenticated_is_challenged_then_idle_line_has_a_dummy_dialog(
+    tmp_path: Path,
+) -> None:
+    async with running_switch(tmp_path, settings()) as (_server, port):
+        watcher = await Watcher.line("403", "secret403", port)
+        try:
+            sub = Subscription("402", port)
+            watcher.send_subscribe(sub)
+            challenge = await watcher.final(sub)
+            assert challenge.status == 407
+            assert challenge.headers.get("Proxy-Authenticate")
+
+            sub, ok = await watcher.subscribe("402")
+            assert ok.status == 200
+            assert ok.headers.get("Expires") == "600"
+            assert ok.to_tag
+            notify = await watcher.notify(sub.call_id)
+            assert notify.headers.get("Event") == "dialog"
+            assert notify.headers.get("Subscription-State") == "active;expires=600"
+            assert notify.from_tag == ok.to_tag
+            info = parse(notify.body)
+            assert (info.version, info.state, info.entity) == (0, "full", "sip:402@pbx.test")
+            (dummy,) = info.dialogs
+            assert dummy.state is DialogState.TERMINATED
+            assert dummy.call_id is None
+        finally:
+            watcher.close()
+
+
+async def test_wrong_company_unknown_line_and_unknown_package_are_refused(
+    tmp_path: Path,
+) -> None:
+    async with running_switch(tmp_path, settings(), prepare=with_other_company) as (_s, port):
+        stranger = await Watcher.line("401", "secret-other", port)
+        stranger.domain = "other.test"
+        watcher = await Watcher.line("403", "secret403", port)
+        try:
+            _, refused = await stranger.subscribe("402")
+            assert refused.status == 403
+            _, missing = await watcher.subscribe("499")
+            assert missing.status == 404
+            sub = Subscription("402", port)
+            watcher.send_subscribe(sub, event="presence")
+            bad_event = await watcher.final(sub)
+            assert bad_event.status == 489
+            assert bad_event.headers.get("Allow-Events") == "dialog"
+            assert stranger.notifies == watcher.notifies == {}
+        finally:
+            stranger.close()
+            watcher.close()
+
+
+async def test_refresh_and_unsubscribe(tmp_path: Path) -> None:
+    async with running_switch(tmp_path, settings()) as (_server, port):
+        watcher = await Watcher.line("403", "secret403", port)
+        try:
+            sub, ok = await watcher.subscribe("402", expires=300)
+            assert ok.status == 200
+            assert (await watcher.document(sub.call_id)).version == 0
+
+            watcher.send_subscribe(sub, expires=3600)  # in the dialog, no digest again
+            refreshed = await watcher.final(sub)
+            assert refreshed.status == 200
+            assert refreshed.headers.get("Expires") == "3600"
+            notify = await watcher.notify(sub.call_id)
+            assert notify.headers.get("Subscription-State") == "active;expires=3600"
+            assert parse(notify.body).version == 1
+
+            watcher.send_subscribe(sub, expires=30)  # below the minimum
+            assert (await watcher.final(sub)).status == 423
+
+            watcher.send_subscribe(sub, expires=0)
+            done = await watcher.final(sub)
+            assert done.status == 200
+            final = await watcher.notify(sub.call_id)
+            assert final.headers.get("Subscription-State") == "terminated;reason=timeout"
+            assert parse(final.body).version == 2
+
+            watcher.send_subscribe(sub, expires=600)
+            assert (await watcher.final(sub)).status == 481
+        finally:
+            watcher.close()
+
+
+async def states(watcher: Watcher, sub: Subscription, call_id: str) -> list[str]:
+    """Documents of ``sub`` until the dialog ``call_id`` is terminated: its states,
+    consecutive repeats merged; versions checked to grow by one."""
+    seen: list[str] = []
+    version = None
+    async with asyncio.timeout(WAIT):
+        while not seen or seen[-1] != "terminated":
+            info = await watcher.document(sub.call_id)
+            if version is not None:
+                assert info.version == version + 1
+            version = info.version
+            for dialog in info.dialogs:
+                if dialog.call_id == call_id and (not seen or seen[-1] != dialog.state):
+                    seen.append(str(dialog.state))
+    return seen
+
+
+async def test_a_call_401_to_402_is_notified_early_confirmed_terminated(tmp_path: Path) -> None:
+    async with running_switch(tmp_path, settings()) as (_server, port):
+        watcher = await Watcher.line("403", "secret403", port)
+        caller = await RawUa.open("401", "secret401", port)
+        callee = await RawUa.open("402", "secret402", port)
+        try:
+            await callee.register()
+            callee.answer = 180  # ring; answered by hand below
+            on_402, _ = await watcher.subscribe("402")
+            on_401, _ = await watcher.subscribe("401")
+            assert len((await watcher.document(on_402.call_id)).dialogs) == 1  # idle dummy
+            assert len((await watcher.document(on_401.call_id)).dialogs) == 1
+
+            out = await caller.call("402")
+            await out.ringing()
+            (incoming,) = callee.incoming.values()
+            b_leg = incoming.invite
+            # The caller's line: an initiator dialog with the caller's own tag.
+            early_401 = await watcher.document(on_401.call_id)
+            while not any(d.state is DialogState.EARLY for d in early_401.dialogs):
+                early_401 = await watcher.document(on_401.call_id)
+            (a_view,) = early_401.dialogs
+            assert a_view.call_id == out.call_id
+            assert a_view.local_tag == out.from_tag
+            assert a_view.direction is Direction.INITIATOR
+            assert a_view.remote is not None
+            assert a_view.remote.identity == "sip:402@pbx.test"
+
+            callee.reply(b_leg, 200, tag=incoming.tag, body=sdp(4000))
+            await out.answered()
+            await out.bye()
+
+            seen = await states(watcher, on_402, b_leg.call_id)
+            assert [s for s in seen if s != "trying"] == ["early", "confirmed", "terminated"]
+        finally:
+            watcher.close()
+            caller.close()
+            callee.close()
+
+
+async def test_the_callee_dialog_names_the_switchs_b_leg_towards_402(tmp_path: Path) -> None:
+    async with running_switch(tmp_path, settings()) as (_server, port):
+        watcher = await Watcher.line("403", "secret403", port)
+        caller = await RawUa.open("401", "secret401", port)
+        callee = await RawUa.open("402", "secret402", port)
+        try:
+            await callee.register()
+            callee.answer = 180
+            on_402, _ = await watcher.subscribe("402")
+            await watcher.document(on_402.call_id)
+            out = await caller.call("402")
+            await out.ringing()
+            (incoming,) = callee.incoming.values()
+            b_leg = incoming.invite
+            async with asyncio.timeout(WAIT):
+                while True:
+                    info = await watcher.document(on_402.call_id)
+                    early = [d for d in info.dialogs if d.state is DialogState.EARLY]
+                    if early:
+                        break
+            (view,) = early
+            assert view.call_id == b_leg.call_id != out.call_id
+            assert view.local_tag == incoming.tag  # 402's own tag
+            assert view.remote_tag == b_leg.from_tag  # the switch's tag on the B leg
+            assert view.direction is Direction.RECIPIENT
+            assert view.local is not None
+            assert view.local.identity == "sip:402@pbx.test"
+            assert view.local.target == f"sip:402@127.0.0.1:{callee.port}"
+            assert view.remote is not None
+            assert view.remote.identity == "sip:401@pbx.test"
+            assert view.remote.display == "Accueil"
+            await out.cancel()
+            async with asyncio.timeout(WAIT):
+                while True:
+                    info = await watcher.document(on_402.call_id)
+                    ended = [d for d in info.dialogs if d.call_id == b_leg.call_id]
+                    if ended and ended[0].state is DialogState.TERMINATED:
+                        break
+            assert ended[0].event == "cancelled"
+        finally:
+            watcher.close()
+            caller.close()
+            callee.close()

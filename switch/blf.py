@@ -54,7 +54,7 @@ from switch.sip.dialog_info import (
     DialogView,
     Direction,
     Participant,
-    document,
+    fitted,
 )
 from switch.sip.endpoint import Endpoint
 from switch.sip.errors import ParseError
@@ -84,6 +84,9 @@ from switch.sip.uri import Uri
 log = logging.getLogger(__name__)
 
 LINGER = 5.0  # seconds a terminated dialog stays in its line's documents
+# A NOTIFY over 1300 bytes would go over TCP (RFC 3261 §18.1.1), which UDP phones
+# rarely listen on: its headers take about 450 bytes, the document gets the rest.
+MAX_BODY = 800
 
 # --------------------------------------------------------------- calls -> dialog views
 
@@ -415,17 +418,21 @@ class Blf:
 
     def _render(self, line: str, version: int) -> bytes:
         shown = self._lines.get(line)
-        views: list[DialogView] = []
+        views: list[_Shown] = []
         if shown:
             now = self.loop.time()
             for view_id, item in list(shown.items()):
                 if item.terminated_at is not None and now - item.terminated_at > LINGER:
                     del shown[view_id]
                 else:
-                    views.append(item.view)
+                    views.append(item)
             if not shown:
                 del self._lines[line]
-        return document(f"sip:{line}", version, views)
+        # Older terminated dialogs first: the first to go when the document is too big.
+        views.sort(key=lambda item: -1.0 if item.terminated_at is None else item.terminated_at)
+        ordered = [item.view for item in views if item.terminated_at is not None]
+        ordered += [item.view for item in views if item.terminated_at is None]
+        return fitted(f"sip:{line}", version, ordered, MAX_BODY)
 
     # -- output pump --------------------------------------------------------------------------
     def _pump(self) -> None:
@@ -475,4 +482,4 @@ class Blf:
             self._timer = None
 
 
-__all__ = ["LINGER", "Blf", "line_views"]
+__all__ = ["LINGER", "MAX_BODY", "Blf", "line_views"]

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from xml.etree import ElementTree as ET
 from xml.sax.saxutils import escape, quoteattr
 
@@ -137,6 +137,27 @@ def idle_document(entity: str, version: int) -> bytes:
     return document(entity, version, ())
 
 
+def fitted(entity: str, version: int, dialogs: Iterable[DialogView], max_bytes: int) -> bytes:
+    """A full document within ``max_bytes`` if it can be: a NOTIFY over 1300 bytes
+    must go over TCP (RFC 3261 §18.1.1), which most UDP phones do not listen on.
+
+    What goes first when the whole state does not fit: the terminated dialogs,
+    the first listed first (they only say that a call ended: list the older
+    ones first), then ``<local>``/``<remote>`` of each dialog (identifiers and
+    states stay: enough for the lamp and for Replaces).
+    """
+    items = list(dialogs)
+    body = document(entity, version, items)
+    while len(body) > max_bytes:
+        first = next((d for d in items if d.state is DialogState.TERMINATED), None)
+        if first is None:
+            bare = [replace(d, local=None, remote=None) for d in items]
+            return document(entity, version, bare)
+        items.remove(first)
+        body = document(entity, version, items)
+    return body
+
+
 def _dialog(view: DialogView) -> str:
     attrs = [f"id={quoteattr(view.id)}"]
     for name, value in (
@@ -152,11 +173,11 @@ def _dialog(view: DialogView) -> str:
         state_attrs += f" event={quoteattr(view.event)}"
     if view.code is not None:
         state_attrs += f' code="{int(view.code)}"'
-    parts = [f"  <dialog {' '.join(attrs)}>\n", f"    <state{state_attrs}>{view.state}</state>\n"]
+    parts = [f"<dialog {' '.join(attrs)}>\n", f"<state{state_attrs}>{view.state}</state>\n"]
     for tag, who in (("local", view.local), ("remote", view.remote)):
         if who is not None:
             parts.append(_participant(tag, who))
-    parts.append("  </dialog>\n")
+    parts.append("</dialog>\n")
     return "".join(parts)
 
 
@@ -167,7 +188,7 @@ def _participant(tag: str, who: Participant) -> str:
         inner += f"<identity{display}>{escape(who.identity)}</identity>"
     if who.target is not None:
         inner += f"<target uri={quoteattr(who.target)}/>"
-    return f"    <{tag}>{inner}</{tag}>\n"
+    return f"<{tag}>{inner}</{tag}>\n"
 
 
 # ------------------------------------------------------------------------- parsing
@@ -237,6 +258,7 @@ __all__ = [
     "Direction",
     "Participant",
     "document",
+    "fitted",
     "idle_dialog",
     "idle_document",
     "parse",

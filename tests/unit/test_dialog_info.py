@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from switch.sip.dialog_info import (
@@ -11,6 +13,7 @@ from switch.sip.dialog_info import (
     Direction,
     Participant,
     document,
+    fitted,
     idle_document,
     parse,
 )
@@ -93,3 +96,20 @@ def test_bad_arguments_are_refused(state: str, version: int) -> None:
 def test_parse_refuses_what_is_not_dialog_info(body: bytes) -> None:
     with pytest.raises(DialogInfoError):
         parse(body)
+
+
+def test_fitted_drops_older_terminated_dialogs_then_participants_to_stay_under_the_limit() -> None:
+    live = [replace(ringing(), id=f"d{i}", call_id=f"c{i}") for i in range(3)]
+    ended = [
+        replace(ringing(), id=name, call_id=name, state=DialogState.TERMINATED)
+        for name in ("older", "newer")
+    ]
+    whole = document(ENTITY, 1, ended + live)
+    assert fitted(ENTITY, 1, ended + live, len(whole)) == whole
+    one_less = fitted(ENTITY, 1, ended + live, len(whole) - 1)
+    assert [d.id for d in parse(one_less).dialogs] == ["newer", "d0", "d1", "d2"]
+    bare = parse(fitted(ENTITY, 1, ended + live, 100)).dialogs
+    assert [(d.call_id, d.local_tag, d.remote_tag, d.state) for d in bare] == [
+        (f"c{i}", "phone402", "switch", DialogState.EARLY) for i in range(3)
+    ]
+    assert all(d.local is None and d.remote is None for d in bare)

@@ -20,7 +20,8 @@ The subscriptions manager between the stack and the pure notifier
 - **What they say.** ``line_views`` (pure) turns a ``Call`` into the dialogs each
   of our lines sees: the caller's line one ``initiator`` dialog (trying, early,
   confirmed), the callee's line one ``recipient`` dialog per B leg towards it
-  (trying, early, confirmed), every one ``terminated`` at the end. Call-ID and
+  once that phone answers the INVITE (proceeding, early, confirmed), every one
+  ``terminated`` at the end. Call-ID and
   tags are those of the switch's dialog *with that phone*: for the callee the B
   leg towards it, its own tag as ``local-tag`` and the switch's as
   ``remote-tag``, so that a phone can build an INVITE with Replaces from them.
@@ -55,6 +56,7 @@ from switch.sip.dialog_info import (
     Direction,
     Participant,
     fitted,
+    with_version,
 )
 from switch.sip.endpoint import Endpoint
 from switch.sip.errors import ParseError
@@ -110,7 +112,9 @@ def line_views(
             out.setdefault(caller, []).append(view)
     for party in call.b:
         invite = party.leg.invite
-        if invite is None:
+        if invite is None or (party.leg.state is LegState.CALLING and not ended):
+            # Not ringing yet (no answer from the phone): nothing to show, and one
+            # NOTIFY fan-out less per call.
             continue
         try:
             to = invite.to
@@ -268,6 +272,7 @@ class Blf:
         self._by_call: dict[str, dict[str, dict[str, DialogView]]] = {}
         self._gone: dict[str, set[str]] = {}
         self._pending: dict[ClientKey, tuple[SubscriptionId, int]] = {}
+        self._documents: dict[str, bytes] = {}  # line -> its document, version 0
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: float | None = None
         self.stats: dict[str, int] = {"notify": 0, "subscribe": 0}
@@ -402,6 +407,7 @@ class Blf:
                 else:
                     shown[view_id] = _Shown(view, None)
             known[line] = {k: v for k, v in fresh.items() if k not in gone}
+            self._documents.pop(line, None)
             changed.append(line)
         for line in changed:
             self.stats["notify"] += self.notifier.changed(line, now)
@@ -417,22 +423,33 @@ class Blf:
                     self._update(call, now)
 
     def _render(self, line: str, version: int) -> bytes:
+        """The line's document for one subscription: built once per state (version
+        0), stamped with each subscription's version."""
         shown = self._lines.get(line)
-        views: list[_Shown] = []
         if shown:
             now = self.loop.time()
-            for view_id, item in list(shown.items()):
-                if item.terminated_at is not None and now - item.terminated_at > LINGER:
-                    del shown[view_id]
-                else:
-                    views.append(item)
+            expired = [
+                view_id
+                for view_id, item in shown.items()
+                if item.terminated_at is not None and now - item.terminated_at > LINGER
+            ]
+            for view_id in expired:
+                del shown[view_id]
+            if expired:
+                self._documents.pop(line, None)
             if not shown:
                 del self._lines[line]
-        # Older terminated dialogs first: the first to go when the document is too big.
-        views.sort(key=lambda item: -1.0 if item.terminated_at is None else item.terminated_at)
-        ordered = [item.view for item in views if item.terminated_at is not None]
-        ordered += [item.view for item in views if item.terminated_at is None]
-        return fitted(f"sip:{line}", version, ordered, MAX_BODY)
+        body = self._documents.get(line)
+        if body is None:
+            items = sorted(
+                (shown or {}).values(),
+                key=lambda item: -1.0 if item.terminated_at is None else item.terminated_at,
+            )
+            # Older terminated dialogs first: the first to go when the document is too big.
+            ordered = [item.view for item in items if item.terminated_at is not None]
+            ordered += [item.view for item in items if item.terminated_at is None]
+            body = self._documents[line] = fitted(f"sip:{line}", 0, ordered, MAX_BODY)
+        return with_version(body, version)
 
     # -- output pump --------------------------------------------------------------------------
     def _pump(self) -> None:

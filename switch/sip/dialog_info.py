@@ -122,14 +122,22 @@ def document(
     items = list(dialogs)
     if not items and state == "full":
         items = [idle_dialog(entity)]
-    out = [
-        '<?xml version="1.0" encoding="UTF-8"?>\n',
+    return _assemble(entity, version, state, [_dialog(d) for d in items])
+
+
+def _assemble(entity: str, version: int, state: str, dialogs: list[str]) -> bytes:
+    head = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
         f'<dialog-info xmlns="{NAMESPACE}" version="{version}" state="{state}"'
-        f" entity={quoteattr(entity)}>\n",
-    ]
-    out.extend(_dialog(d) for d in items)
-    out.append("</dialog-info>\n")
-    return "".join(out).encode("utf-8")
+        f" entity={quoteattr(entity)}>\n"
+    )
+    return (head + "".join(dialogs) + "</dialog-info>\n").encode("utf-8")
+
+
+def with_version(body: bytes, version: int) -> bytes:
+    """``body`` (a document written with version 0) with ``version`` instead: a
+    notifier renders a state once and stamps each subscription's version."""
+    return body.replace(b' version="0" state=', f' version="{version}" state='.encode(), 1)
 
 
 def idle_document(entity: str, version: int) -> bytes:
@@ -147,15 +155,23 @@ def fitted(entity: str, version: int, dialogs: Iterable[DialogView], max_bytes: 
     states stay: enough for the lamp and for Replaces).
     """
     items = list(dialogs)
-    body = document(entity, version, items)
-    while len(body) > max_bytes:
-        first = next((d for d in items if d.state is DialogState.TERMINATED), None)
-        if first is None:
-            bare = [replace(d, local=None, remote=None) for d in items]
-            return document(entity, version, bare)
-        items.remove(first)
-        body = document(entity, version, items)
-    return body
+    if not items:
+        return document(entity, version, items)
+    parts = [_dialog(d) for d in items]
+    size = len(_assemble(entity, version, "full", [])) + sum(len(p.encode()) for p in parts)
+    keep = [True] * len(items)
+    for i, item in enumerate(items):
+        if size <= max_bytes:
+            break
+        if item.state is DialogState.TERMINATED:
+            keep[i] = False
+            size -= len(parts[i].encode())
+    kept = [p for p, k in zip(parts, keep, strict=True) if k]
+    if size <= max_bytes and kept:
+        return _assemble(entity, version, "full", kept)
+    live = [d for d, k in zip(items, keep, strict=True) if k]
+    bare = [replace(d, local=None, remote=None) for d in live]
+    return document(entity, version, bare)
 
 
 def _dialog(view: DialogView) -> str:
@@ -262,4 +278,5 @@ __all__ = [
     "idle_dialog",
     "idle_document",
     "parse",
+    "with_version",
 ]

@@ -81,3 +81,14 @@ def test_a_call_from_outside_shows_only_on_the_callee_line() -> None:
     found = line_views(w.call, line_key)
     assert set(found) == {"402@pbx.test"}
     assert line_views(w.call, lambda user, host: None) == {}
+
+
+def test_the_callee_line_shows_nothing_until_its_phone_answers_the_invite() -> None:
+    w = world((180, b""))
+    w.dial()
+    w.run(0.015)  # the switch has the INVITE and sent the B leg's: not arrived yet
+    assert w.call is not None
+    assert w.call.b
+    found = line_views(w.call, line_key)
+    assert set(found) == {"401@pbx.test"}
+    assert found["401@pbx.test"][0].state is DialogState.TRYING

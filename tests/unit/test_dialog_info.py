@@ -16,6 +16,7 @@ from switch.sip.dialog_info import (
     fitted,
     idle_document,
     parse,
+    with_version,
 )
 
 ENTITY = "sip:402@pbx.test"
@@ -113,3 +114,8 @@ def test_fitted_drops_older_terminated_dialogs_then_participants_to_stay_under_t
         (f"c{i}", "phone402", "switch", DialogState.EARLY) for i in range(3)
     ]
     assert all(d.local is None and d.remote is None for d in bare)
+
+
+def test_with_version_stamps_a_version_0_document() -> None:
+    body = document(ENTITY, 0, [ringing()])
+    assert with_version(body, 41) == document(ENTITY, 41, [ringing()])

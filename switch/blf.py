@@ -275,7 +275,7 @@ class Blf:
         self._documents: dict[str, bytes] = {}  # line -> its document, version 0
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: float | None = None
-        self.stats: dict[str, int] = {"notify": 0, "subscribe": 0}
+        self.stats: dict[str, int] = {"notify": 0, "subscribe": 0}  # changes notified
 
     # -- events -------------------------------------------------------------------------
     def handle_event(self, event: Event) -> None:
@@ -410,10 +410,24 @@ class Blf:
             self._documents.pop(line, None)
             changed.append(line)
         for line in changed:
-            self.stats["notify"] += self.notifier.changed(line, now)
+            if self.notifier.changed(line, now):
+                self.stats["notify"] += 1
+            elif not self.notifier.subscriptions(line):
+                self._forget_ended(line)
         if call.finished:
             self._by_call.pop(call.id, None)
             self._gone.pop(call.id, None)
+
+    def _forget_ended(self, line: str) -> None:
+        """A line nobody watches keeps only its live dialogs (for a first subscriber)."""
+        shown = self._lines.get(line)
+        if shown is None:
+            return
+        for view_id in [k for k, item in shown.items() if item.terminated_at is not None]:
+            del shown[view_id]
+        if not shown:
+            del self._lines[line]
+        self._documents.pop(line, None)
 
     def _seed(self, line: str, now: float) -> None:
         """A line gets its first subscriber: take its dialogs from the calls in progress."""

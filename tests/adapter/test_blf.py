@@ -5,9 +5,13 @@ produces (call-id and tags those of the switch's B leg towards 402)."""
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
+from switch.sip.auth import answer_challenge, parse_challenge
 from switch.sip.dialog_info import DialogState, Direction, parse
+from switch.sip.message import Request, Response
+from switch.sip.parser import parse_message
 from tests.adapter.blf_watcher import Subscription, Watcher
 from tests.adapter.raw_ua import WAIT, RawUa, running_switch, sdp
 
@@ -181,7 +185,7 @@ async def test_a_call_401_to_402_is_notified_early_confirmed_terminated(tmp_path
 
 
 async def test_the_callee_dialog_names_the_switchs_b_leg_towards_402(tmp_path: Path) -> None:
-    async with running_switch(tmp_path, settings()) as (_server, port):
+    async with running_switch(tmp_path, settings()) as (server, port):
         watcher = await Watcher.line("403", "secret403", port)
         caller = await RawUa.open("401", "secret401", port)
         callee = await RawUa.open("402", "secret402", port)
@@ -219,7 +223,66 @@ async def test_the_callee_dialog_names_the_switchs_b_leg_towards_402(tmp_path: P
                     if ended and ended[0].state is DialogState.TERMINATED:
                         break
             assert ended[0].event == "cancelled"
+            # 401 is watched by nobody: nothing is kept of its ended call.
+            assert server.blf is not None
+            assert "401@pbx.test" not in server.blf._lines
         finally:
             watcher.close()
             caller.close()
             callee.close()
+
+
+async def read_message(reader: asyncio.StreamReader) -> Request | Response:
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
+    match = re.search(rb"\r\nContent-Length:\s*(\d+)", head, re.I)
+    body = await reader.readexactly(int(match.group(1))) if match else b""
+    return parse_message(head + body)
+
+
+async def test_a_tcp_subscriber_gets_its_notify_over_its_own_connection(tmp_path: Path) -> None:
+    async with running_switch(tmp_path, settings()) as (_server, port):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        local = writer.get_extra_info("sockname")[1]
+        try:
+
+            def subscribe(cseq: int, auth: str = "") -> None:
+                lines = [
+                    "SUBSCRIBE sip:402@pbx.test SIP/2.0",
+                    f"Via: SIP/2.0/TCP 127.0.0.1:{local};branch=z9hG4bK-tcp{cseq}",
+                    "Max-Forwards: 70",
+                    "From: <sip:403@pbx.test>;tag=tcpw",
+                    "To: <sip:402@pbx.test>",
+                    "Call-ID: tcp-watch@test",
+                    f"CSeq: {cseq} SUBSCRIBE",
+                    # A Contact nobody listens on: the NOTIFY must use this connection.
+                    "Contact: <sip:403@192.0.2.99:5999;transport=tcp>",
+                    "Event: dialog",
+                    "Expires: 600",
+                    *([f"Proxy-Authorization: {auth}"] if auth else []),
+                    "Content-Length: 0",
+                ]
+                writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+
+            subscribe(1)
+            challenge = await read_message(reader)
+            assert isinstance(challenge, Response)
+            assert challenge.status == 407
+            value = challenge.headers.get("Proxy-Authenticate")
+            assert value is not None
+            auth = answer_challenge(
+                parse_challenge(value), method="SUBSCRIBE", uri="sip:402@pbx.test",
+                username="403", password="secret403", cnonce="t", nc=1,
+            )  # fmt: skip
+            subscribe(2, auth)
+            ok = await read_message(reader)
+            assert isinstance(ok, Response)
+            assert ok.status == 200
+            notify = await read_message(reader)
+            assert isinstance(notify, Request)
+            assert notify.method == "NOTIFY"
+            assert str(notify.uri) == "sip:403@192.0.2.99:5999;transport=tcp"
+            assert notify.top_via.transport == "TCP"
+            assert parse(notify.body).version == 0
+        finally:
+            writer.close()
+            await writer.wait_closed()

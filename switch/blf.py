@@ -280,7 +280,11 @@ class Blf:
     # -- events -------------------------------------------------------------------------
     def handle_event(self, event: Event) -> None:
         if isinstance(event, RequestReceived) and event.request.method == "SUBSCRIBE":
-            self._subscribe(event)
+            try:
+                self._subscribe(event)
+            except ParseError as exc:  # a header the parser let through, unreadable here
+                self.notifier.outputs()  # nothing half-done goes out
+                self._reply(event.request, 400, exc.reason)
             self._pump()
             return
         key = getattr(event, "key", None)

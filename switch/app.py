@@ -50,6 +50,7 @@ from routing.source import ConfigErrors
 from switch import __version__
 from switch.admin import AdminServer, Reloaded, admin_url
 from switch.b2bua import B2bua
+from switch.blf import Blf
 from switch.cdr import CdrStore, cdr_db_path
 from switch.cursors import CursorStore, cursors_db_path
 from switch.directory import DIRECTORY_FILE, Directory, load_directory, rewrite_clear_passwords
@@ -78,6 +79,8 @@ log = logging.getLogger("switch.app")
 
 # In-dialog and call-setup methods the B2BUA handles (besides ACK, CANCEL).
 CALL_METHODS = ("INVITE", "BYE", "UPDATE", "PRACK", "INFO", "REFER", "NOTIFY")
+# Event subscriptions (BLF: switch.blf).
+EVENT_METHODS = ("SUBSCRIBE",)
 GRACE = 5.0  # seconds the first stop signal leaves to running transactions
 ROUTING_DIR = "routing"  # in the configuration directory
 
@@ -112,11 +115,11 @@ def _sd_notify(state: str) -> None:
 
 def capabilities(settings: Settings) -> Capabilities:
     return Capabilities(
-        allow=(*DEFAULT_ALLOW, "REGISTER", *CALL_METHODS),
+        allow=(*DEFAULT_ALLOW, "REGISTER", *CALL_METHODS, *EVENT_METHODS),
         # REGISTER goes to a server transaction and the registrar service; the
         # call methods to the B2BUA (switch.b2bua). ACK and CANCEL always reach
         # the transaction layer.
-        stateful=("REGISTER", *CALL_METHODS),
+        stateful=("REGISTER", *CALL_METHODS, *EVENT_METHODS),
         supported=("100rel", "timer", "replaces"),
         server=f"{settings.sip.server_name}/{__version__}",
         tag_secret=os.urandom(16),
@@ -184,6 +187,7 @@ class Server:
         self.stack: Stack | None = None
         self.registrar: RegistrarService | None = None
         self.b2bua: B2bua | None = None
+        self.blf: Blf | None = None
         self.metrics = Metrics()
         self.routing: LibraryHolder | None = None
         self.plans: BackupPlans | None = None
@@ -427,7 +431,18 @@ class Server:
                 data_dir=self.data_dir,
                 announcements=self._announcements(),
             )
-            # Events: stack -> registrar (REGISTER) -> B2BUA (calls) -> stack's default.
+            # BLF: SUBSCRIBE Event: dialog, call state from the B2BUA's observer hook.
+            self.blf = blf = Blf(
+                stack,
+                registrar=registrar,
+                directory=directory,
+                calls=lambda: b2bua.calls,
+                fallback=b2bua.fallback,
+            )
+            b2bua.fallback = blf.handle_event
+            b2bua.on_call_change = blf.call_changed
+            # Events: stack -> registrar (REGISTER) -> B2BUA (calls) -> BLF (SUBSCRIBE,
+            # NOTIFY answers) -> stack's default.
             registrar.fallback = b2bua.handle_event
             stack.on_event = registrar.handle_event
             admin_settings = self.settings.admin
@@ -450,6 +465,7 @@ class Server:
             closing.push_async_callback(admin.close)
             closing.push_async_callback(self._stop, stack)
             closing.push_async_callback(b2bua.close)
+            closing.push_async_callback(blf.close)
             try:
                 await stack.start(
                     [ListenAddress(li.transport.upper(), li.host, li.port) for li in sip.listen]

@@ -206,6 +206,8 @@ class B2bua:
         )
         self._rng = random.Random(os.urandom(16))
         self._reconcile = self.loop.call_later(RECONCILE_EVERY, self._reconcile_limits)
+        # Observer of call state (BLF, ``switch.blf``): called after each execute().
+        self.on_call_change: Callable[[Call], None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------
     @property
@@ -745,6 +747,8 @@ class B2bua:
             self._forget(running)
         else:
             self._arm(running)
+        if self.on_call_change is not None:
+            self.on_call_change(call)
 
     def _send(self, running: _Running, cmd: LegSend) -> None:
         command, dest = cmd.command, cmd.dest

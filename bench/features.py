@@ -17,9 +17,10 @@ One JSON line on stdout::
 
     {"bench": "features", "blf_subscribers": 100, "blf_changes": 20,
      "blf_notifies": 2000, "blf_fanout_p50_ms": ..., "blf_fanout_p99_ms": ...,
-     "blf_fanout_max_ms": ..., "star_codes_tps": null}
+     "blf_fanout_max_ms": ..., "star_codes_tps": ..., "star_codes_...": ...}
 
-``star_codes_tps`` is the lead's to fill (``star_codes_figure`` below).
+The ``star_codes_*`` figures come from ``bench/star_codes.py`` (``measure()``), run
+on a second switch of its own (every line allowed enough calls at once).
 
 Run: ``.venv/bin/python -m bench.features`` (needs taskset).
 """
@@ -41,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench import star_codes  # noqa: E402
 from bench.sipp import start_switch, stop, wait_ready  # noqa: E402
 from switch.sip.message import Request  # noqa: E402
 from tests.adapter.blf_watcher import Watcher  # noqa: E402
@@ -54,10 +56,22 @@ EXTRA = (
 )
 
 
-def star_codes_figure() -> float | None:
-    """LEAD: star-code transactions per second, from ``bench/star_codes.py: measure()``
-    (another helper's module). Replace the body with that call once merged."""
-    return None
+def star_codes_figures(work: Path, server_core: str, seconds: float) -> dict[str, Any]:
+    """Star-code transactions per second (``bench.star_codes.measure``) on a switch of
+    their own, the figures prefixed ``star_codes_`` (``tps`` kept as it is)."""
+    port = free_port()
+    config = star_codes.bench_config(work, port)
+    proc = start_switch(config, work / "data", server_core, work / "aiguilleur.log")
+    try:
+        wait_ready(port, proc)
+        figures = star_codes.measure(port, count=300, concurrency=30, seconds=seconds, pid=proc.pid)
+    finally:
+        exit_code = stop(proc)
+    out: dict[str, Any] = {
+        (k if k.startswith("star_codes_") else f"star_codes_{k}"): v for k, v in figures.items()
+    }
+    out["star_codes_exit"] = exit_code
+    return out
 
 
 class TimedWatcher(Watcher):
@@ -182,7 +196,8 @@ def main() -> int:
             result.update(asyncio.run(fan_out(port, args.subscribers, args.rounds, deadline)))
         finally:
             result["exit"] = stop(proc)
-    result["star_codes_tps"] = star_codes_figure()
+    with tempfile.TemporaryDirectory(prefix="bench-features-star-") as tmp:
+        result.update(star_codes_figures(Path(tmp), args.server_core, seconds=30.0))
     print(json.dumps(result))
     return 0
 

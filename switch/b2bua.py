@@ -59,6 +59,8 @@ from switch.call import (
     MediaUpdate,
     Target,
     TargetAnswered,
+    TransferAbandoned,
+    TransferRequested,
 )
 from switch.cdr import CdrStore
 from switch.cursors import CursorStore
@@ -88,6 +90,7 @@ from switch.sip.events import (
 )
 from switch.sip.invite import (
     InviteSession,
+    LocalOrigin,
     SendAck,
     SendCancel,
     SendRequest,
@@ -100,6 +103,7 @@ from switch.sip.transaction import ClientKey
 from switch.sip.transaction_layer import NoSuchTransaction
 from switch.sip.uri import parse_uri
 from switch.stack import new_branch
+from switch.transfer import Transfers
 from switch.trunk import Outbound, Refusal, Trunk, Trunks
 
 if TYPE_CHECKING:
@@ -129,6 +133,8 @@ class _Running:
     ended: bool = False
     service: ServiceCall | None = None  # a call to a service number: its routing
     target_lines: dict[str, str] = field(default_factory=dict)  # dialled label -> line key
+    transfer: _Running | None = None  # the new call of the blind transfer this call accepted
+    origin: _Running | None = None  # the call whose REFER this call carries out
 
 
 class B2bua:
@@ -196,6 +202,7 @@ class B2bua:
         )
         self._rng = random.Random(os.urandom(16))
         self._reconcile = self.loop.call_later(RECONCILE_EVERY, self._reconcile_limits)
+        self.transfers = Transfers(self)
 
     # -- lifecycle -------------------------------------------------------------------
     @property
@@ -251,6 +258,11 @@ class B2bua:
         ):
             # §12.2.2: a request for a dialog we do not have.
             self._refuse(event.request, 481)
+            return
+        if isinstance(event, RequestReceived) and event.request.method == "REFER":
+            # RFC 3515 §2.4.2 lets a UA decline a REFER: a transfer is done from
+            # inside a call (``switch.transfer``), never by an outsider's REFER.
+            self._refuse(event.request, 403, "REFER outside a call")
             return
         if self.fallback is not None:
             self.fallback(event)
@@ -315,6 +327,9 @@ class B2bua:
         if self.active[caller.key] >= caller.max_calls:
             self._refuse(request, 486)
             return
+        if "Replaces" in request.headers:
+            self.transfers.replaces_invite(event, caller, now)  # pickup, transfer
+            return
         running = self._start(event, caller.key, called_user, line=caller.key, now=now)
         if running is not None:
             self._spawn(self._setup(running, company.domain, caller, called_user))
@@ -339,6 +354,7 @@ class B2bua:
             id=secrets.token_hex(8),
             limits=self.limits,
             srtp_keys=_srtp_keys(),
+            line=line,
         )
         running = _Running(call, lines=[line])
         self.active[line] += 1
@@ -476,6 +492,7 @@ class B2bua:
                 to=f"<sip:{callee.extension}@{callee.domain}>",
                 route=binding.path,
                 label=label,
+                line=callee.key,
             )
             for binding in bindings
             if binding.reachable and not binding.expired(at)
@@ -574,7 +591,14 @@ class B2bua:
             from_=f"<sip:{route.presented}@{self.domain}>",
             to=f"<sip:{route.number}@{host}>",
             label=label or f"{trunk.key}:{route.e164}",
+            line=trunk.key,
         )
+
+    def pickup(self, running: _Running, line: Line) -> bool:
+        """Directed pickup (a star code): answer the call ringing at ``line`` with the
+        picker's call ``running`` (its INVITE not answered yet); False if nothing
+        rings there (``switch.transfer``)."""
+        return self.transfers.pickup(running, line)
 
     def reject(self, running: _Running, status: int, cause: str, reason: str | None = None) -> None:
         running.call.reject(status, self.loop.time(), cause=cause, reason=reason)
@@ -628,6 +652,8 @@ class B2bua:
                             self.active[line] += 1
                     if running.service is not None:
                         running.service.on_command(cmd)
+                elif isinstance(cmd, TransferRequested | TransferAbandoned):
+                    self.transfers.on_command(running, cmd)
         if call.finished:
             self._forget(running)
         else:
@@ -635,6 +661,11 @@ class B2bua:
 
     def _send(self, running: _Running, cmd: LegSend) -> None:
         command, dest = cmd.command, cmd.dest
+        if isinstance(cmd.leg, LocalOrigin):
+            # A blind transfer's new call answers nobody: its answers are observed.
+            if isinstance(command, SendResponse):
+                self.transfers.origin_response(running, command.response)
+            return
         if cmd.leg.call_id not in running.call_ids:
             self._index(running, cmd.leg.call_id)
         try:

@@ -81,6 +81,9 @@ def test_table_is_the_one_the_brief_names() -> None:
 
 @dataclass
 class World:
+    """Phones ``a`` and ``b`` (and ``c`` when given), the switch's transaction layer,
+    its calls (``call`` first, then ``others``), all on one simulated clock."""
+
     a: Side
     b: Side
     sw: TransactionLayer
@@ -90,30 +93,47 @@ class World:
     ended: list[CallEnded] = field(default_factory=list)
     wire: list[tuple[float, bytes, Endpoint, Endpoint]] = field(default_factory=list)
     ring_timeout: float = 60.0
+    c: Side | None = None
+    others: list[Call] = field(default_factory=list)
 
-    def execute(self) -> None:
-        assert self.call is not None
-        for cmd in self.call.commands():
+    def calls(self) -> list[Call]:
+        return ([self.call] if self.call is not None else []) + self.others
+
+    def sides(self) -> list[Side]:
+        return [self.a, self.b] + ([self.c] if self.c is not None else [])
+
+    def execute(self, call: Call | None = None) -> None:
+        call = call or self.call
+        assert call is not None
+        for cmd in call.commands():
             if isinstance(cmd, LegSend):
-                c = cmd.command
-                if isinstance(c, SendRequest):
-                    self.sw.send_request(c.request, cmd.dest, self.now)
-                elif isinstance(c, SendAck):
-                    self.sw.send_ack_2xx(c.ack, cmd.dest)
-                elif isinstance(c, SendResponse):
-                    with contextlib.suppress(NoSuchTransaction):
-                        self.sw.send_response(c.response, self.now)
-                elif isinstance(c, SendCancel):
-                    self.sw.cancel(ClientKey(c.invite.branch or "", "INVITE"), self.now)
+                self.send(cmd)
             elif isinstance(cmd, CallEnded):
                 self.ended.append(cmd)
             else:
-                self.media.append(cmd)
+                self.on_command(call, cmd)
+
+    def send(self, cmd: LegSend) -> None:
+        c = cmd.command
+        if isinstance(c, SendRequest):
+            self.sw.send_request(c.request, cmd.dest, self.now)
+        elif isinstance(c, SendAck):
+            self.sw.send_ack_2xx(c.ack, cmd.dest)
+        elif isinstance(c, SendResponse):
+            with contextlib.suppress(NoSuchTransaction):
+                self.sw.send_response(c.response, self.now)
+        elif isinstance(c, SendCancel):
+            self.sw.cancel(ClientKey(c.invite.branch or "", "INVITE"), self.now)
+
+    def on_command(self, call: Call, cmd: object) -> None:
+        """Relay and routing commands: recorded."""
+        self.media.append(cmd)
 
     def switch_events(self) -> None:
         while (event := self.sw.next_event()) is not None:
-            if self.call is not None and self.call.handle(event, self.now):
-                self.execute()
+            owner = next((c for c in self.calls() if c.handle(event, self.now)), None)
+            if owner is not None:
+                self.execute(owner)
                 continue
             if isinstance(event, RequestReceived) and event.request.method == "INVITE":
                 self.new_call(event)
@@ -154,11 +174,11 @@ class World:
 
     def settle(self) -> None:
         for _ in range(50):
-            self.a.pump(self.now)
-            self.b.pump(self.now)
+            for side in self.sides():
+                side.pump(self.now)
             self.switch_events()
             moved = False
-            for side in (self.a, self.b):
+            for side in self.sides():
                 for data, _dest in side.layer.datagrams_to_send():
                     self.wire.append((self.now + 0.01, data, side.addr, SW))
                     moved = True
@@ -172,10 +192,10 @@ class World:
         self.settle()
         while True:
             times = [t for t, *_ in self.wire]
-            times += self.a.timers() + self.b.timers()
+            for side in self.sides():
+                times += side.timers()
             times += [t for t in (self.sw.get_timer(),) if t is not None]
-            if self.call is not None and (t := self.call.get_timer()) is not None:
-                times.append(t)
+            times += [t for c in self.calls() if (t := c.get_timer()) is not None]
             if not times or min(times) > until:
                 break
             self.now = max(self.now, min(times))
@@ -186,14 +206,18 @@ class World:
                 if dst == SW:
                     self.sw.receive(message, src, self.now)
                 else:
-                    target = self.a if (dst.host, dst.port) == (A.host, A.port) else self.b
+                    target = next(
+                        s
+                        for s in self.sides()
+                        if (s.addr.host, s.addr.port) == (dst.host, dst.port)
+                    )
                     target.layer.receive(message, SW, self.now)
             self.sw.handle_timer(self.now)
-            self.a.fire(self.now)
-            self.b.fire(self.now)
-            if self.call is not None:
-                self.call.handle_timer(self.now)
-                self.execute()
+            for side in self.sides():
+                side.fire(self.now)
+            for call in self.calls():
+                call.handle_timer(self.now)
+                self.execute(call)
             self.settle()
         self.now = max(self.now, until)
 

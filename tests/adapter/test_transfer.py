@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from switch.app import Server
+from switch.b2bua import B2bua
 from switch.sip.message import Request, Response
 from switch.sip.refer import parse_sipfrag
 from tests.adapter.raw_ua import OutCall, RawUa, running_switch, sdp, sdp_port
@@ -318,20 +320,95 @@ async def test_replaces_errors(tmp_path: Path) -> None:
             attempt = await outsider.call("402", headers=[f"Replaces: {b_leg}"])
             await attempt.failed(403)
             # Answered now: early-only refuses it.
-            ok = (
-                "SIP/2.0 200 OK\r\n"
-                + "".join(f"Via: {v}\r\n" for v in to_402.invite.headers.get_all("Via"))
-                + f"From: {to_402.invite.headers.get('From')}\r\n"
-                + f"To: {to_402.invite.headers.get('To')};tag={to_402.tag}\r\n"
-                + f"Call-ID: {to_402.invite.call_id}\r\nCSeq: 1 INVITE\r\n"
-                + f"Contact: <sip:402@127.0.0.1:{p402.port}>\r\n"
-                + f"Content-Type: application/sdp\r\nContent-Length: {len(sdp(4002))}\r\n\r\n"
-                + sdp(4002)
-            )
-            p402.send(ok)
+            p402.reply(to_402.invite, 200, tag=to_402.tag, body=sdp(4002))
             await out.answered()
             attempt = await p403.call("402", headers=[f"Replaces: {b_leg};early-only"])
             await attempt.failed(486)
         finally:
             for ua in (p401, p402, p403, outsider):
+                ua.close()
+
+
+async def test_transfer_while_ringing_hands_the_ringing_consultation_over(
+    tmp_path: Path,
+) -> None:
+    """Poly's "transfer while ringing": the Replaces names the consultation's early
+    dialog. The switch takes it over: the referrer is done at once, the transferee
+    waits in the ringing call and gets 403's media when 403 answers."""
+    async with running_switch(tmp_path, settings()) as (server, port):
+        p401, p402, p403 = await phones(port, "401", "402", "403")
+        p403.answer = 180
+        try:
+            x = await p401.call("402", rtp_port=4001)
+            await x.answered()
+            y = await p401.call("403", rtp_port=4011)
+            ringing = await p401.expect(y.call_id, status=180)
+            assert isinstance(ringing, Response)
+            replaces = f"{y.call_id}%3Bto-tag%3D{ringing.to_tag}%3Bfrom-tag%3D{y.from_tag}"
+            await refer(x, f"<sip:403@pbx.test?Replaces={replaces}>")
+            assert (await notify(p401, x))[0] == 100
+            assert (await notify(p401, x))[0] == 200
+            await y.failed(487)  # the consultation INVITE, taken over
+            await x.bye_received()
+            (to_403,) = p403.incoming.values()
+            p403.reply(to_403.invite, 200, tag=to_403.tag, body=sdp(4003))
+            (to_402,) = p402.incoming.values()
+            reinvite = await p402.expect(to_402.invite.call_id, method="INVITE")
+            assert isinstance(reinvite, Request)
+            assert b"a=sendrecv" in reinvite.body
+            p402.reply(reinvite, 200, body=sdp(4002))
+            assert server.b2bua is not None
+            active = server.b2bua.active
+            await until(lambda: "401@pbx.test" not in active)
+            assert (active["402@pbx.test"], active["403@pbx.test"]) == (1, 1)
+        finally:
+            for ua in (p401, p402, p403):
+                ua.close()
+
+
+async def test_directed_pickup_entry_for_the_star_code_helper(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``B2bua.pickup(running, line)``: what the star code ``*8<ext>`` calls (here a
+    stand-in for the star-code helper's interception in ``_setup``)."""
+    original = B2bua._setup
+
+    async def setup(
+        self: B2bua, running: Any, domain: str, caller: Any, called: str, **kw: Any
+    ) -> None:
+        if called.startswith("*8"):
+            found = self.directory.line_for(called[2:], domain)
+            if found is None or not self.pickup(running, found[1]):
+                self.reject(running, 480, "nothing-to-pick-up")
+            return
+        await original(self, running, domain, caller, called, **kw)
+
+    monkeypatch.setattr(B2bua, "_setup", setup)
+    async with running_switch(tmp_path, settings()) as (server, port):
+        p401, p402, p403 = await phones(port, "401", "402", "403")
+        p402.answer = 180
+        try:
+            nothing = await p403.call("*8402")
+            await nothing.failed(480)
+            out = await p401.call("402", rtp_port=4001)
+            await out.ringing()
+            picker = await p403.call("*8402", rtp_port=4003)
+            ok = await picker.answered()
+            await out.answered()
+            (ringing,) = p402.incoming.values()
+            async with asyncio.timeout(5):
+                await ringing.done.wait()
+            assert ringing.events == ["cancel"]
+            assert b"RTP/AVP 0" in ok.body
+            assert server.b2bua is not None
+            active = server.b2bua.active
+            assert "402@pbx.test" not in active
+            assert (active["401@pbx.test"], active["403@pbx.test"]) == (1, 1)
+            await picker.bye()
+            await out.bye_received()
+            await until(lambda: len(cdr(server)) == 3)
+            causes = [str(r["cause"]) for r in cdr(server)]
+            assert "picked-up" in causes
+        finally:
+            for ua in (p401, p402, p403):
                 ua.close()

@@ -95,6 +95,7 @@ from switch.sip.invite import (
     SessionIds,
 )
 from switch.sip.message import Request
+from switch.sip.prack import requires_100rel, supports_100rel
 from switch.sip.refer import (
     SIPFRAG,
     ReferTo,
@@ -549,12 +550,18 @@ class Call:
         if offer is not None and self._local is not None:
             offer = _only_formats(offer, self._local)
         attempt = []
+        # RFC 3262 end to end: B legs are offered 100rel when the caller supports it,
+        # and their reliable provisionals reach the caller reliably.
+        a_100rel = self._a_100rel()
         for target in targets:
             sent = None
             if offer is not None:
                 sent = self._anchor_sdp("b", offer, None, None)
+            config = target.config
+            if a_100rel and not config.use_100rel:
+                config = replace(config, use_100rel=True)
             leg = InviteSession.uac(
-                target.config,
+                config,
                 self.ids,
                 from_=target.from_,
                 to=target.to,
@@ -583,9 +590,14 @@ class Call:
         if local is None:
             return None
         if first and self.state < CallState.CONNECTED:
-            assert self.a.sent is not None
+            assert self.a.sent is not None and self.a.leg.invite is not None
             try:
-                self.a.leg.respond(183, now=now, body=self.a.sent.serialize())
+                self.a.leg.respond(
+                    183,
+                    now=now,
+                    body=self.a.sent.serialize(),
+                    reliable=requires_100rel(self.a.leg.invite),
+                )
             except SipError:
                 return None
             if self.state is CallState.TRYING:
@@ -830,8 +842,13 @@ class Call:
         if not body and status == self._last_provisional:
             return
         self._last_provisional = status
+        invite = self.a.leg.invite
+        assert invite is not None
+        # RFC 3262 §3: a caller that requires 100rel gets only reliable 1xx; one that
+        # supports it, those the callee sent reliably.
+        reliable = requires_100rel(invite) or (event.reliable and self._a_100rel())
         try:
-            self.a.leg.respond(status, now=now, body=body)
+            self.a.leg.respond(status, now=now, body=body, reliable=reliable)
         except SipError:
             return
         if self.state is CallState.TRYING:
@@ -881,6 +898,15 @@ class Call:
             return
         self.a.final_status = 200
         self._connected(now)
+
+    def _a_100rel(self) -> bool:
+        leg = self.a.leg
+        return (
+            not isinstance(leg, LocalOrigin)
+            and _awaits_answer(leg)
+            and leg.invite is not None
+            and supports_100rel(leg.invite)
+        )
 
     def _connected(self, now: float) -> None:
         self.state = CallState.CONNECTED

@@ -229,13 +229,15 @@ class Child:
         timeout: float = 10.0,
         srtp: int = 0,
         srtp_signaling: int = 0,
+        prack: bool = False,
         **_: Any,
     ) -> dict[str, Any]:
         """Create an account registering ``user@domain`` at ``registrar``; wait for
         the first final outcome (pjsua2 answers the 401 challenge itself).
 
         ``srtp``: the account's SDES-SRTP use (0 disabled, 1 optional, 2 mandatory);
-        ``srtp_signaling``: 1 requires TLS on the first hop for SRTP calls."""
+        ``srtp_signaling``: 1 requires TLS on the first hop for SRTP calls;
+        ``prack``: reliable provisionals (RFC 3262) required, both ways."""
         pj: Any = self.pj
         child = self
 
@@ -264,6 +266,8 @@ class Child:
         acfg.regConfig.timeoutSec = expires
         acfg.regConfig.retryIntervalSec = 0  # no automatic retries: the test drives
         acfg.regConfig.registerOnAdd = True
+        if prack:
+            acfg.callConfig.prackUse = pj.PJSUA_100REL_MANDATORY
         if srtp:
             acfg.mediaConfig.srtpUse = srtp
             acfg.mediaConfig.srtpSecureSignaling = srtp_signaling

@@ -142,3 +142,34 @@ def test_pickup_of_ringing_402_by_403_with_replaces(
     p401.command("wait_state", state="DISCONNECTED")
     (row,) = cdr_rows(switch_process, 1)
     assert row["outcome"] == "answered"
+
+
+def test_reliable_provisionals_end_to_end(switch_process: SwitchProcess, tmp_path: Path) -> None:
+    """RFC 3262 through the switch: both phones require 100rel; the callee's
+    reliable 180 reaches the caller reliably (PRACKed on each side), audio flows."""
+    registrar = f"sip:127.0.0.1:{switch_process.sip_port}"
+    with (
+        Phone(name="401", log_path=str(tmp_path / "401.log")) as p401,
+        Phone(name="402", log_path=str(tmp_path / "402.log")) as p402,
+    ):
+        for phone, user in ((p401, "401"), (p402, "402")):
+            phone.command(
+                "init",
+                transport="udp",
+                codec="PCMU/8000",
+                log_level=int(os.environ.get("PJ_LOG", "0")),
+            )
+            result = phone.command(
+                "register", registrar=registrar, user=user, password=f"secret{user}", prack=True
+            )
+            assert result["status"] == 200, result
+        p401.command("call", target=f"sip:402@127.0.0.1:{switch_process.sip_port}")
+        invite = p402.command("wait_incoming")["invite"]
+        assert "100rel" in invite
+        p401.command("wait_state", state="EARLY")
+        p402.command("answer")
+        p401.command("wait_state", state="CONFIRMED")
+        at401, at402 = talk(p401, p402, tmp_path, "prack")
+        assert (at401, at402) == (2000, 1000)
+        p401.command("hangup")
+        p402.command("wait_state", state="DISCONNECTED")

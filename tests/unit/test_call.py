@@ -28,7 +28,12 @@ from switch.call import (
     Target,
     failure_outcome,
 )
-from switch.sip.dialog_events import CallAnswered, InDialogRequestReceived
+from switch.sip.dialog_events import (
+    CallAnswered,
+    InDialogRequestReceived,
+    PrackReceived,
+    ProvisionalReceived,
+)
 from switch.sip.endpoint import Endpoint
 from switch.sip.events import RequestReceived
 from switch.sip.invite import InviteSession, SendAck, SendCancel, SendRequest, SendResponse
@@ -325,3 +330,51 @@ def test_hold_from_caller_is_relayed_with_sdp_anchored() -> None:
     assert b"192.0.2.10" in reinvites[0].body
     last_a = [m for m in w.media if isinstance(m, MediaUpdate) and m.side == "a"][-1]
     assert (last_a.sends, last_a.receives) == (True, False)
+
+
+def test_reliable_provisionals_end_to_end_when_both_phones_support_100rel() -> None:
+    """RFC 3262 through the B2BUA: the callee is offered 100rel because the caller
+    supports it; its reliable 183 (with the answer) is PRACKed by the switch and
+    reaches the caller reliably, which PRACKs it; then the 200."""
+    w = world()
+    w.a.config = config(A, use_100rel=True)
+
+    def on_invite(side: Side, leg: InviteSession, now: float) -> None:
+        assert leg.invite is not None
+        assert "100rel" in leg.invite.headers.tokens("Supported")
+        leg.respond(183, body=ANSWER, reliable=True, now=now)
+        leg.respond(200, body=ANSWER, now=now)  # held until the PRACK (RFC 3262 §3)
+
+    w.b.on_invite = on_invite
+    caller = w.dial()
+    w.run(2.0)
+    assert w.call is not None
+    assert w.call.state is CallState.CONNECTED
+    provisional = [
+        e for _, e in w.a.events if isinstance(e, ProvisionalReceived) and e.response.status > 100
+    ]
+    assert [(p.response.status, p.reliable) for p in provisional] == [(183, True)]
+    assert provisional[0].sdp is not None
+    assert b"m=audio 20000 " in provisional[0].sdp.body
+    # The switch PRACKed the callee's 183; the caller PRACKed ours (the switch's 200
+    # to the caller waits for it: the 183 carried the answer).
+    assert [e for _, e in w.b.events if isinstance(e, PrackReceived)]
+    assert caller.state.name == "CONFIRMED"
+
+
+def test_a_caller_that_does_not_support_100rel_gets_unreliable_provisionals() -> None:
+    w = world()
+
+    def on_invite(side: Side, leg: InviteSession, now: float) -> None:
+        assert leg.invite is not None
+        assert "100rel" not in leg.invite.headers.tokens("Supported")
+        leg.respond(180, now=now)
+        leg.respond(200, body=ANSWER, now=now)
+
+    w.b.on_invite = on_invite
+    w.dial()
+    w.run(2.0)
+    provisional = [
+        e for _, e in w.a.events if isinstance(e, ProvisionalReceived) and e.response.status > 100
+    ]
+    assert [(p.response.status, p.reliable) for p in provisional] == [(180, False)]

@@ -36,6 +36,17 @@ leg *secure*. Every SDP the switch sends on a secure leg carries the switch's ow
 ``RTP/AVP`` without ``a=crypto``; ``MediaUpdate.srtp`` gives the relay the
 phone's key (to decrypt) and the switch's (to encrypt). B legs are offered plain
 RTP. Without ``srtp_keys`` SDES lines cross the switch untouched.
+
+Transfers and pickups (``docs/transfer.md``; ``switch.transfer`` decides which
+calls): the two bridged parties are ``a`` and ``winner`` (relay sides a and b),
+not necessarily the first caller and callee. A REFER from a bridged party is a
+``TransferRequested``; the shell answers ``accept_transfer`` (202, NOTIFY 100) or
+``refuse_transfer``, reports the attempt (``transfer_progress``,
+``transfer_failed``) and on success takes the transferee out (``hand_over``: final
+NOTIFY, the referrer's BYE, this call ends ``transferred``) into another call
+(``adopt``: a re-INVITE with the new peer's codecs in use). ``adopt_new`` lets an
+INVITE with Replaces take a bridged party's place; ``pickup`` answers a ringing
+call with a new INVITE. Replaced parties are *retired*: only wound down.
 """
 
 from __future__ import annotations
@@ -590,7 +601,8 @@ class Call:
         if local is None:
             return None
         if first and self.state < CallState.CONNECTED:
-            assert self.a.sent is not None and self.a.leg.invite is not None
+            assert self.a.sent is not None
+            assert self.a.leg.invite is not None
             try:
                 self.a.leg.respond(
                     183,

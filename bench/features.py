@@ -77,8 +77,8 @@ def star_codes_figures(work: Path, server_core: str, seconds: float) -> dict[str
 class TimedWatcher(Watcher):
     """A watcher that time-stamps the first NOTIFY showing a dialog in a given state."""
 
-    def __init__(self, user: str, password: str, sip_port: int) -> None:
-        super().__init__(user, password, sip_port)
+    def __init__(self, user: str, password: str, sip_port: int, domain: str = "pbx.test") -> None:
+        super().__init__(user, password, sip_port, domain)
         self.looking_for: tuple[bytes, bytes] | None = None  # (b'call-id="..."' or b"", state)
         self.seen_at: float | None = None
         self.seen = asyncio.Event()
@@ -107,8 +107,8 @@ class TimedWatcher(Watcher):
 class RingingLine(RawUa):
     """Line 402: rings on every INVITE, time-stamping the 180 it sends."""
 
-    def __init__(self, user: str, password: str, sip_port: int) -> None:
-        super().__init__(user, password, sip_port)
+    def __init__(self, user: str, password: str, sip_port: int, domain: str = "pbx.test") -> None:
+        super().__init__(user, password, sip_port, domain)
         self.answer = 180
         self.rang_at: dict[str, float] = {}
 

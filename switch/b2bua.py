@@ -63,6 +63,8 @@ from switch.call import (
     MediaUpdate,
     Target,
     TargetAnswered,
+    TransferAbandoned,
+    TransferRequested,
 )
 from switch.cdr import CdrStore
 from switch.cursors import CursorStore
@@ -93,6 +95,7 @@ from switch.sip.events import (
 )
 from switch.sip.invite import (
     InviteSession,
+    LocalOrigin,
     SendAck,
     SendCancel,
     SendRequest,
@@ -105,6 +108,7 @@ from switch.sip.transaction import ClientKey
 from switch.sip.transaction_layer import NoSuchTransaction
 from switch.sip.uri import parse_uri
 from switch.stack import new_branch
+from switch.transfer import Transfers
 from switch.trunk import Outbound, Refusal, Trunk, Trunks, identity_headers
 
 if TYPE_CHECKING:
@@ -137,6 +141,8 @@ class _Running:
     target_lines: dict[str, str] = field(default_factory=dict)  # dialled label -> line key
     # Called with every command of the call (switch.features waits on digits and the end).
     watchers: list[Callable[[CallCommand], None]] = field(default_factory=list)
+    transfer: _Running | None = None  # the new call of the blind transfer this call accepted
+    origin: _Running | None = None  # the call whose REFER this call carries out
 
 
 class B2bua:
@@ -208,6 +214,7 @@ class B2bua:
         self._reconcile = self.loop.call_later(RECONCILE_EVERY, self._reconcile_limits)
         # Observer of call state (BLF, ``switch.blf``): called after each execute().
         self.on_call_change: Callable[[Call], None] | None = None
+        self.transfers = Transfers(self)
 
     # -- lifecycle -------------------------------------------------------------------
     @property
@@ -263,6 +270,11 @@ class B2bua:
         ):
             # §12.2.2: a request for a dialog we do not have.
             self._refuse(event.request, 481)
+            return
+        if isinstance(event, RequestReceived) and event.request.method == "REFER":
+            # RFC 3515 §2.4.2 lets a UA decline a REFER: a transfer is done from
+            # inside a call (``switch.transfer``), never by an outsider's REFER.
+            self._refuse(event.request, 403, "REFER outside a call")
             return
         if self.fallback is not None:
             self.fallback(event)
@@ -327,6 +339,9 @@ class B2bua:
         if self.active[caller.key] >= caller.max_calls:
             self._refuse(request, 486)
             return
+        if "Replaces" in request.headers:
+            self.transfers.replaces_invite(event, caller, now)  # pickup, transfer
+            return
         running = self._start(event, caller.key, called_user, line=caller.key, now=now)
         if running is not None:
             self._spawn(self._setup(running, company.domain, caller, called_user))
@@ -351,6 +366,7 @@ class B2bua:
             id=secrets.token_hex(8),
             limits=self.limits,
             srtp_keys=_srtp_keys(),
+            line=line,
         )
         running = _Running(call, lines=[line])
         self.active[line] += 1
@@ -479,14 +495,6 @@ class B2bua:
             log.exception("call.group_failed", extra={"call": call.id})
             self.reject(running, 500, "internal-error")
 
-    # -- pickup (stub until the transfer branch lands) ----------------------------------
-    async def pickup(self, running: _Running, line: Line) -> bool:
-        """``*8*<ext>``: answer the call ringing on ``line`` with this one; False when
-        there is none (the caller then gets ``480``).
-
-        Stub: the pickup branch replaces it; until then nothing is ever picked up."""
-        return False
-
     # -- service numbers (switch.service runs the routing) ------------------------------
     async def _service(
         self,
@@ -580,6 +588,7 @@ class B2bua:
                 route=binding.path,
                 label=label,
                 extra=features.phone_identity(from_),
+                line=callee.key,
             )
             for binding in bindings
             if binding.reachable and not binding.expired(at)
@@ -687,7 +696,14 @@ class B2bua:
             to=f"<sip:{route.number}@{host}>",
             label=label or f"{trunk.key}:{route.e164}",
             extra=identity,
+            line=trunk.key,
         )
+
+    def pickup(self, running: _Running, line: Line) -> bool:
+        """Directed pickup (a star code): answer the call ringing at ``line`` with the
+        picker's call ``running`` (its INVITE not answered yet); False if nothing
+        rings there (``switch.transfer``)."""
+        return self.transfers.pickup(running, line)
 
     def reject(self, running: _Running, status: int, cause: str, reason: str | None = None) -> None:
         running.call.reject(status, self.loop.time(), cause=cause, reason=reason)
@@ -743,6 +759,8 @@ class B2bua:
                             self.active[line] += 1
                     if running.service is not None:
                         running.service.on_command(cmd)
+                elif isinstance(cmd, TransferRequested | TransferAbandoned):
+                    self.transfers.on_command(running, cmd)
         if call.finished:
             self._forget(running)
         else:
@@ -752,6 +770,11 @@ class B2bua:
 
     def _send(self, running: _Running, cmd: LegSend) -> None:
         command, dest = cmd.command, cmd.dest
+        if isinstance(cmd.leg, LocalOrigin):
+            # A blind transfer's new call answers nobody: its answers are observed.
+            if isinstance(command, SendResponse):
+                self.transfers.origin_response(running, command.response)
+            return
         if cmd.leg.call_id not in running.call_ids:
             self._index(running, cmd.leg.call_id)
         try:

@@ -36,6 +36,17 @@ leg *secure*. Every SDP the switch sends on a secure leg carries the switch's ow
 ``RTP/AVP`` without ``a=crypto``; ``MediaUpdate.srtp`` gives the relay the
 phone's key (to decrypt) and the switch's (to encrypt). B legs are offered plain
 RTP. Without ``srtp_keys`` SDES lines cross the switch untouched.
+
+Transfers and pickups (``docs/transfer.md``; ``switch.transfer`` decides which
+calls): the two bridged parties are ``a`` and ``winner`` (relay sides a and b),
+not necessarily the first caller and callee. A REFER from a bridged party is a
+``TransferRequested``; the shell answers ``accept_transfer`` (202, NOTIFY 100) or
+``refuse_transfer``, reports the attempt (``transfer_progress``,
+``transfer_failed``) and on success takes the transferee out (``hand_over``: final
+NOTIFY, the referrer's BYE, this call ends ``transferred``) into another call
+(``adopt``: a re-INVITE with the new peer's codecs in use). ``adopt_new`` lets an
+INVITE with Replaces take a bridged party's place; ``pickup`` answers a ringing
+call with a new INVITE. Replaced parties are *retired*: only wound down.
 """
 
 from __future__ import annotations
@@ -52,7 +63,9 @@ from media.sdp import (
     SRTP_KEY_LENGTHS,
     TELEPHONE_EVENT,
     Codec,
+    Connection,
     Crypto,
+    Direction,
     Media,
     SdpError,
     SessionDescription,
@@ -62,8 +75,10 @@ from media.sdp import (
     direction,
     negotiate,
     select_crypto,
+    set_direction,
     strip_crypto,
 )
+from switch.sip.dialog import Dialog
 from switch.sip.dialog_events import (
     CallAnswered,
     CallCancelled,
@@ -85,10 +100,22 @@ from switch.sip.invite import (
 from switch.sip.invite import (
     Command,
     InviteSession,
+    LocalOrigin,
+    Role,
     SessionConfig,
     SessionIds,
 )
 from switch.sip.message import Request
+from switch.sip.prack import requires_100rel, supports_100rel
+from switch.sip.refer import (
+    SIPFRAG,
+    ReferTo,
+    Replaces,
+    SipFrag,
+    names_dialog,
+    refer_to_of,
+    subscription_state,
+)
 from switch.sip.uri import Uri
 
 # ------------------------------------------------------------------ outcomes
@@ -255,8 +282,34 @@ class DigitPressed:
     digit: str
 
 
+@dataclass(frozen=True, slots=True)
+class TransferRequested:
+    """``referrer``, bridged to ``transferee``, sent a REFER (RFC 3515) naming
+    ``refer_to``: the shell authorises it, then answers with ``accept_transfer``
+    or ``refuse_transfer`` (see ``switch.transfer``)."""
+
+    referrer: Party
+    transferee: Party
+    request: Request
+    refer_to: ReferTo
+
+
+@dataclass(frozen=True, slots=True)
+class TransferAbandoned:
+    """The call ended while the transfer it accepted was still being set up: the
+    shell drops the attempt (hangs up the new call towards the target)."""
+
+
 CallCommand = (
-    LegSend | MediaUpdate | MediaAnswered | CallEnded | DialFailed | TargetAnswered | DigitPressed
+    LegSend
+    | MediaUpdate
+    | MediaAnswered
+    | CallEnded
+    | DialFailed
+    | TargetAnswered
+    | DigitPressed
+    | TransferRequested
+    | TransferAbandoned
 )
 
 
@@ -290,7 +343,16 @@ class Target:
     route: tuple[str, ...] = ()
     label: str = ""  # for the CDR: the line or contact called
     extra: tuple[tuple[str, str], ...] = ()  # more INVITE headers (PAI, Diversion, History-Info)
+    line: str = ""  # the line (or trunk) key the leg counts against, if known
 
+
+# Transfers: the referrer gets its BYE when its final NOTIFY is answered, or after
+# this many seconds; a re-offer that meets another offer in progress is retried.
+BYE_AFTER_NOTIFY = 4.0
+REOFFER_DELAY = 0.5
+REOFFER_TRIES = 8
+# RFC 3326: the CANCEL of a phone whose ringing call was picked up elsewhere.
+COMPLETED_ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"'
 
 # The SDES crypto-suites the relay terminates (``media.relay.SRTP_PROFILES``).
 SRTP_SUITES = (
@@ -331,21 +393,41 @@ class CallState(enum.IntEnum):
 
 
 @dataclass(slots=True, eq=False)  # parties are compared by identity
-class _Party:
+class Party:
+    """One leg of a call and what the call knows of the phone behind it. A party
+    may move to another call (a transfer, a pickup): ``Call.adopt``."""
+
     leg: InviteSession
-    side: str  # "a" | "b"
+    side: str  # "a" | "b": the relay side it is on
     dest: Endpoint
     label: str = ""
     sent: SessionDescription | None = None  # the last SDP we sent on this leg
     final_status: int | None = None
     failure: tuple[int, str | None] | None = None
     crypto: Crypto | None = None  # the phone's accepted a=crypto: SRTP terminated here
+    line: str = ""  # the line (or trunk) key the leg counts against, if known
+    heard: SessionDescription | None = None  # the last SDP the phone sent
 
 
 @dataclass(slots=True)
 class _Forward:
-    origin: _Party
+    """A request relayed to the other leg, waiting for its answer; ``origin`` None:
+    our own re-offer (a party joined by a transfer gets its new media)."""
+
+    origin: Party | None
+    request: Request | None
+
+
+@dataclass(slots=True)
+class _Transfer:
+    """A REFER this call accepted (202 sent), its implicit subscription (RFC 3515
+    §2.4.4) reported by NOTIFYs on the referrer's dialog."""
+
+    referrer: Party
+    transferee: Party
     request: Request
+    gone: bool = False  # the referrer hung up meanwhile (a blind transfer's habit)
+    final: bool = False  # the final NOTIFY is sent
 
 
 class Call:
@@ -365,15 +447,29 @@ class Call:
         id: str = "",
         limits: Limits = Limits(),
         srtp_keys: tuple[bytes, bytes] | None = None,
+        line: str = "",
     ) -> None:
         assert a_leg.invite is not None
         if srtp_keys is not None and min(map(len, srtp_keys)) < SRTP_KEY_MATERIAL:
             raise ValueError(f"srtp_keys need {SRTP_KEY_MATERIAL} bytes per side")
         self._srtp_keys = srtp_keys  # (A side, B side): the switch's own SRTP keys
         self.id = id or a_leg.call_id
-        self.a = _Party(a_leg, "a", a_dest, label=caller)
-        self.b: list[_Party] = []
-        self.winner: _Party | None = None
+        # ``a`` and ``winner`` are the parties bridged through the relay's sides a
+        # and b: at first the caller and the B leg that answered; a transfer or a
+        # pickup may put another party (from another call) in either place.
+        self.a = Party(a_leg, "a", a_dest, label=caller, line=line)
+        self.b: list[Party] = []
+        self.winner: Party | None = None
+        self._all: list[Party] = [self.a]  # every party this call drives
+        self._retired: list[Party] = []  # replaced or transferred away: only wound down
+        self._moved: list[Party] = []  # handed over to another call (kept for the CDR)
+        self._a_call_id = a_leg.call_id
+        # Headers every B leg's INVITE carries (Referred-By, on a transfer's call).
+        self.leg_headers: tuple[tuple[str, str], ...] = ()
+        self._transfer: _Transfer | None = None
+        self._bye_after_notify: Party | None = None  # BYE once the final NOTIFY is answered
+        self._bye_deadline: float | None = None
+        self._reoffers: dict[int, tuple[Party, float, int]] = {}  # id(party): (party, at, tries)
         self.ids = ids
         self.media = media
         self.limits = limits
@@ -392,7 +488,7 @@ class Call:
         self._offer: SessionDescription | None = None  # A's initial offer
         self._codecs: tuple[str, ...] = ()
         self._forwards: dict[tuple[int, str], _Forward] = {}  # (id(target leg), method)
-        self._late_offer: _Party | None = None  # B's 2xx offered; A's ACK answers
+        self._late_offer: Party | None = None  # B's 2xx offered; A's ACK answers
         self._commands: list[CallCommand] = []
         self._last_provisional = 0
         # Routed calls (a routing program decides): a failed dial is reported
@@ -400,13 +496,13 @@ class Call:
         self.routed = False
         self.because: list[str] = []  # the routing trace, for the CDR
         self.messages: list[str] = []  # messages the caller heard, for the CDR
-        self._attempt: list[_Party] = []  # the B legs of the current dial
+        self._attempt: list[Party] = []  # the B legs of the current dial
         # Our own answer to A's offer, once given (a 183 or a 200 carried it).
         self._local: LocalMedia | None = None
         sdp = a_leg.initial_sdp
         if sdp is not None:
             self._offer = self._parse(sdp)
-            if self._offer is not None:
+            if self._offer is not None and not isinstance(a_leg, LocalOrigin):
                 self._media_from(self.a, self._offer)
 
     # ----------------------------------------------------------------- outputs
@@ -418,7 +514,12 @@ class Call:
 
     def get_timer(self) -> float | None:
         deadlines = [t for p in self._parties() if (t := p.leg.get_timer()) is not None]
-        deadlines.extend(t for t in (self._ring_deadline, self._end_deadline) if t is not None)
+        deadlines.extend(
+            t
+            for t in (self._ring_deadline, self._end_deadline, self._bye_deadline)
+            if t is not None
+        )
+        deadlines.extend(at for _, at, _ in self._reoffers.values())
         return min(deadlines) if deadlines else None
 
     @property
@@ -434,8 +535,10 @@ class Call:
     @property
     def finished(self) -> bool:
         """Ended, and no leg has anything left to do: forget the call."""
-        return self.state is CallState.ENDED and all(
-            p.leg.terminated and p.leg.get_timer() is None for p in self._parties()
+        return (
+            self.state is CallState.ENDED
+            and self._bye_deadline is None
+            and all(p.leg.terminated and p.leg.get_timer() is None for p in self._parties())
         )
 
     # ------------------------------------------------------------------ inputs
@@ -459,12 +562,18 @@ class Call:
         if offer is not None and self._local is not None:
             offer = _only_formats(offer, self._local)
         attempt = []
+        # RFC 3262 end to end: B legs are offered 100rel when the caller supports it,
+        # and their reliable provisionals reach the caller reliably.
+        a_100rel = self._a_100rel()
         for target in targets:
             sent = None
             if offer is not None:
                 sent = self._anchor_sdp("b", offer, None, None)
+            config = target.config
+            if a_100rel and not config.use_100rel:
+                config = replace(config, use_100rel=True)
             leg = InviteSession.uac(
-                target.config,
+                config,
                 self.ids,
                 from_=target.from_,
                 to=target.to,
@@ -472,11 +581,12 @@ class Call:
                 now=now,
                 body=_body(sent),
                 route=target.route,
-                extra=target.extra,
+                extra=target.extra + self.leg_headers,
             )
             label = target.label or str(target.request_uri)
-            attempt.append(_Party(leg, "b", target.dest, label=label, sent=sent))
+            attempt.append(Party(leg, "b", target.dest, label=label, sent=sent, line=target.line))
         self.b.extend(attempt)
+        self._all.extend(attempt)
         self._attempt = attempt
         self._ring_deadline = now + (ring_timeout or self.limits.ring_timeout)
         self._drain()
@@ -506,8 +616,14 @@ class Call:
             return None
         if first and self.state < CallState.CONNECTED:
             assert self.a.sent is not None
+            assert self.a.leg.invite is not None
             try:
-                self.a.leg.respond(183, now=now, body=self.a.sent.serialize())
+                self.a.leg.respond(
+                    183,
+                    now=now,
+                    body=self.a.sent.serialize(),
+                    reliable=requires_100rel(self.a.leg.invite),
+                )
             except SipError:
                 return None
             if self.state is CallState.TRYING:
@@ -589,6 +705,13 @@ class Call:
     def handle_timer(self, now: float) -> None:
         for party in self._parties():
             party.leg.handle_timer(now)
+        for key, (party, at, tries) in list(self._reoffers.items()):
+            if now >= at:
+                del self._reoffers[key]
+                self._reoffer(party, now, tries=tries + 1)
+        if self._bye_deadline is not None and now >= self._bye_deadline:
+            self._bye_deadline = None
+            self._bye_referrer(now)
         if self._ring_deadline is not None and now >= self._ring_deadline:
             self._ring_deadline = None
             if self.routed and self.winner is None and self.state < CallState.ENDING:
@@ -616,10 +739,10 @@ class Call:
 
     # ----------------------------------------------------------------- internals
 
-    def _parties(self) -> list[_Party]:
-        return [self.a, *self.b]
+    def _parties(self) -> list[Party]:
+        return list(self._all)
 
-    def _peer(self, party: _Party) -> _Party | None:
+    def _peer(self, party: Party) -> Party | None:
         if party is self.a:
             return self.winner
         return self.a if party is self.winner else None
@@ -639,8 +762,22 @@ class Call:
             if not progress:
                 return
 
-    def _on_leg_event(self, party: _Party, event: SessionEvent, now: float) -> None:
-        if party.side == "a":
+    def _on_leg_event(self, party: Party, event: SessionEvent, now: float) -> None:
+        xfer = self._transfer
+        if (
+            isinstance(event, SessionEnded)
+            and xfer is not None
+            and party is xfer.referrer
+            and not xfer.final
+        ):
+            # RFC 3515 leaves the referrer free to leave once the REFER is accepted
+            # (a blind transfer): the transferee stays for the attempt's outcome.
+            xfer.gone = True
+            party.final_status = party.final_status or event.status
+            return
+        if party in self._retired:
+            self._on_retired_event(party, event, now)
+        elif party is self.a:
             self._on_a_event(event, now)
         else:
             self._on_b_event(party, event, now)
@@ -682,7 +819,7 @@ class Call:
 
     # B legs (the callee side) ------------------------------------------------------
 
-    def _on_b_event(self, party: _Party, event: SessionEvent, now: float) -> None:
+    def _on_b_event(self, party: Party, event: SessionEvent, now: float) -> None:
         if isinstance(event, ProvisionalReceived):
             self._on_provisional(party, event, now)
         elif isinstance(event, CallAnswered):
@@ -713,7 +850,7 @@ class Call:
             self.a.leg.hang_up(now)
             self._finish(Outcome.ANSWERED, f"callee-{event.reason}", now)
 
-    def _on_provisional(self, party: _Party, event: ProvisionalReceived, now: float) -> None:
+    def _on_provisional(self, party: Party, event: ProvisionalReceived, now: float) -> None:
         status = event.response.status
         if status == 100 or self.state >= CallState.CONNECTED:
             return
@@ -731,14 +868,19 @@ class Call:
         if not body and status == self._last_provisional:
             return
         self._last_provisional = status
+        invite = self.a.leg.invite
+        assert invite is not None
+        # RFC 3262 §3: a caller that requires 100rel gets only reliable 1xx; one that
+        # supports it, those the callee sent reliably.
+        reliable = requires_100rel(invite) or (event.reliable and self._a_100rel())
         try:
-            self.a.leg.respond(status, now=now, body=body)
+            self.a.leg.respond(status, now=now, body=body, reliable=reliable)
         except SipError:
             return
         if self.state is CallState.TRYING:
             self.state = CallState.RINGING
 
-    def _on_answered(self, party: _Party, event: CallAnswered, now: float) -> None:
+    def _on_answered(self, party: Party, event: CallAnswered, now: float) -> None:
         party.final_status = event.response.status
         if self.winner is not None or self.state >= CallState.ENDING or party not in self._attempt:
             party.leg.bye(now)  # another B leg answered first, or the caller left
@@ -750,11 +892,20 @@ class Call:
                 other.leg.hang_up(now)
         if self.routed:
             self._commands.append(TargetAnswered(party.label))
-        body = b""
         sdp = self._parse(event.sdp) if event.sdp is not None else None
         if sdp is not None:
             self._media_from(party, sdp)
             self._codecs = _codec_names(sdp)
+        if self.state is not CallState.CONNECTED and not _awaits_answer(self.a.leg):
+            # The caller was replaced while it rang by a party already in a call (a
+            # transfer naming a ringing consultation): it gets the answer as a re-offer.
+            if event.awaiting_answer:
+                party.leg.ack(b"", now)  # we made an offer: a 2xx offer is not expected
+            self._connected(now)
+            self._reoffer(self.a, now)
+            return
+        body = b""
+        if sdp is not None:
             if self._local is not None:
                 # The caller has our answer already (RFC 3261 §13.2.1: it ignores
                 # any later one): the same SDP again; B was offered its codec only.
@@ -772,6 +923,18 @@ class Call:
             party.leg.bye(now)
             return
         self.a.final_status = 200
+        self._connected(now)
+
+    def _a_100rel(self) -> bool:
+        leg = self.a.leg
+        return (
+            not isinstance(leg, LocalOrigin)
+            and _awaits_answer(leg)
+            and leg.invite is not None
+            and supports_100rel(leg.invite)
+        )
+
+    def _connected(self, now: float) -> None:
         self.state = CallState.CONNECTED
         self._answered = now
         self._end_deadline = now + self.limits.max_duration
@@ -792,12 +955,14 @@ class Call:
         if self.a.leg.state < LegState.ANSWERED:
             self.a.leg.hang_up(now, status=status)
             self.a.final_status = status
+        else:
+            self.a.leg.hang_up(now)  # a transferee that waited in a ringing call
         self._finish(outcome, cause, now)
 
     # re-INVITE / UPDATE / INFO, either way ---------------------------------------------
 
     def _on_in_dialog_request(
-        self, party: _Party, event: InDialogRequestReceived, now: float
+        self, party: Party, event: InDialogRequestReceived, now: float
     ) -> None:
         request = event.request
         method = request.method
@@ -839,19 +1004,29 @@ class Call:
                     body=request.body,
                     content_type=request.headers.get("Content-Type"),
                 )
+        elif method == "REFER":
+            self._on_refer(party, request, now)
         elif method in ("OPTIONS", "INFO", "NOTIFY"):
             party.leg.respond_to(request, 200, now=now)
         else:
             party.leg.respond_to(request, 501, now=now)
 
     def _on_in_dialog_response(
-        self, party: _Party, event: InDialogResponseReceived, now: float
+        self, party: Party, event: InDialogResponseReceived, now: float
     ) -> None:
-        forward = self._forwards.pop((id(party.leg), event.request.method), None)
+        method = event.request.method
+        if method == "NOTIFY":
+            if party is self._bye_after_notify and event.response.status >= 200:
+                self._bye_referrer(now)
+            return
+        forward = self._forwards.pop((id(party.leg), method), None)
         if forward is None:
             return
         status = event.response.status
-        origin = forward.origin
+        origin, request = forward.origin, forward.request
+        if origin is None or request is None:
+            self._reoffer_answered(party, event, now)
+            return
         body = b""
         if 200 <= status < 300:
             sdp = self._parse(event.sdp) if event.sdp is not None else None
@@ -859,12 +1034,387 @@ class Call:
                 self._media_from(party, sdp)
                 self._codecs = _codec_names(sdp) or self._codecs
                 body = self._anchored(origin, sdp)
-            elif forward.request.method == "INVITE":
+            elif request.method == "INVITE":
                 body = _body(origin.sent)
         elif status in (408, 481):
             status = 500
+        if request is origin.leg.invite and _awaits_answer(origin.leg):
+            # The INVITE with Replaces of a party that took a bridged phone's place:
+            # its offer went to the peer as a re-INVITE, whose answer answers it.
+            with contextlib.suppress(SipError):
+                origin.leg.respond(status, now=now, body=body)
+            origin.final_status = status
+            if status >= 300:
+                self.hang_up("replace-failed", now)
+            return
         with contextlib.suppress(SipError):
-            origin.leg.respond_to(forward.request, status, now=now, body=body)
+            origin.leg.respond_to(request, status, now=now, body=body)
+
+    def _on_retired_event(self, party: Party, event: SessionEvent, now: float) -> None:
+        """A party no longer bridged (replaced, or a referrer whose call was handed
+        over): its leg is only wound down."""
+        if isinstance(event, InDialogRequestReceived):
+            status = 481 if event.request.method in ("INVITE", "UPDATE", "REFER") else 200
+            with contextlib.suppress(SipError):
+                party.leg.respond_to(event.request, status, now=now)
+        elif isinstance(event, InDialogResponseReceived):
+            if (
+                event.request.method == "NOTIFY"
+                and party is self._bye_after_notify
+                and event.response.status >= 200
+            ):
+                self._bye_referrer(now)
+        elif isinstance(event, CallAnswered):
+            party.final_status = event.response.status
+            party.leg.bye(now)  # answered across our CANCEL
+        elif isinstance(event, CallFailed | SessionEnded) and party.final_status is None:
+            party.final_status = event.status
+
+    # transfers (REFER, RFC 3515) and replacements (Replaces, RFC 3891) --------------------
+
+    def _on_refer(self, party: Party, request: Request, now: float) -> None:
+        """RFC 3515 §2.4.2: a REFER is accepted (202) or refused; here only a bridged
+        party may hand its peer over, one transfer at a time, and the shell decides
+        (``TransferRequested``) whether the Refer-To may be called for it."""
+        peer = self._peer(party)
+        if self.state is not CallState.CONNECTED or peer is None:
+            party.leg.respond_to(request, 403, now=now, reason="No call to transfer")
+            return
+        if self._transfer is not None:
+            party.leg.respond_to(request, 491, now=now)
+            return
+        try:
+            target = refer_to_of(request)
+            target.replaces  # noqa: B018 - parsed now, to answer 400 if malformed
+        except SipError as err:
+            party.leg.respond_to(request, err.status_code, now=now, reason=err.reason)
+            return
+        self._commands.append(TransferRequested(party, peer, request, target))
+
+    def refuse_transfer(
+        self, requested: TransferRequested, status: int, now: float, *, reason: str | None = None
+    ) -> None:
+        """Answer the REFER of ``requested`` with ``status`` (403: not allowed)."""
+        with contextlib.suppress(SipError):
+            requested.referrer.leg.respond_to(requested.request, status, now=now, reason=reason)
+        self._drain(now)
+
+    def accept_transfer(self, requested: TransferRequested, now: float) -> bool:
+        """Answer the REFER of ``requested`` 202 and open its implicit subscription
+        with a first NOTIFY, ``SIP/2.0 100 Trying`` (RFC 3515 §2.4.4-5). The call
+        stays bridged until ``hand_over`` (or ``transfer_failed``)."""
+        referrer = requested.referrer
+        if (
+            self._transfer is not None
+            or self.state is not CallState.CONNECTED
+            or self._peer(referrer) is not requested.transferee
+        ):
+            self.refuse_transfer(requested, 491, now)
+            return False
+        try:
+            referrer.leg.respond_to(requested.request, 202, now=now)
+        except SipError:
+            return False
+        self._transfer = _Transfer(referrer, requested.transferee, requested.request)
+        self._notify(SipFrag(100, "Trying"), now)
+        self._drain(now)
+        return True
+
+    @property
+    def transferring(self) -> bool:
+        """A REFER was accepted and its outcome is not known yet."""
+        return self._transfer is not None
+
+    def transfer_offer(self) -> bytes:
+        """What the transferee's phone sends and receives now (its codecs in use),
+        as an offer for the transfer's target (not anchored: the new call does)."""
+        xfer = self._transfer
+        if xfer is None or xfer.transferee.heard is None:
+            return b""
+        return _active(_in_use(xfer.transferee)).serialize()
+
+    def transfer_progress(self, status: int, reason: str, now: float) -> None:
+        """The attempt towards the target got a provisional ``status``: a NOTIFY."""
+        if self._transfer is not None and 100 < status < 200:
+            self._notify(SipFrag(status, reason), now)
+            self._drain(now)
+
+    def transfer_failed(self, status: int, reason: str, now: float) -> None:
+        """The attempt failed (``status`` as the target, or routing, answered): the
+        final NOTIFY says so and the call stays as it was, the referrer may take it
+        back (RFC 5589 §6); if the referrer has left, the transferee is released."""
+        xfer = self._transfer
+        if xfer is None:
+            return
+        self._notify(SipFrag(status, reason or "Failed"), now)
+        self._transfer = None
+        if xfer.gone:
+            self.hang_up("transfer-failed", now)
+        self._drain(now)
+
+    def hand_over(self, now: float) -> Party:
+        """The transfer succeeded: final NOTIFY (200), the transferee leaves this call
+        for another (``Call.adopt``), the referrer gets its BYE once the NOTIFY is
+        answered (it may hang up itself first), and this call ends: ``transferred``."""
+        xfer = self._transfer
+        if xfer is None:
+            raise ValueError("no transfer was accepted")
+        self._notify(SipFrag(200, "OK"), now)
+        self._transfer = None
+        transferee = self._detach(xfer.transferee, now)
+        referrer = xfer.referrer
+        if referrer not in self._retired:
+            self._retired.append(referrer)
+        if not xfer.gone and referrer.leg.state < LegState.TERMINATING:
+            self._bye_after_notify = referrer
+            self._bye_deadline = now + BYE_AFTER_NOTIFY
+        self._finish(Outcome.ANSWERED, "transferred", now)
+        return transferee
+
+    def release_a(self, cause: str, now: float) -> Party:
+        """Give up the caller's leg to another call (a star-code pickup: the picker's
+        INVITE answers the ringing call instead); this call ends, the leg untouched."""
+        party = self._detach(self.a, now)
+        for b in self.b:
+            b.leg.hang_up(now)
+        self._finish(Outcome.ANSWERED, cause, now)
+        return party
+
+    def _notify(self, frag: SipFrag, now: float) -> None:
+        """A NOTIFY of the REFER's subscription to the referrer (RFC 3515 §2.4.5)."""
+        xfer = self._transfer
+        if xfer is None or xfer.gone or xfer.final:
+            return
+        extra = [("Event", "refer"), ("Subscription-State", subscription_state(frag))]
+        with contextlib.suppress(SipError):
+            xfer.referrer.leg.request(
+                "NOTIFY", now, body=frag.to_bytes(), content_type=SIPFRAG, extra=extra
+            )
+        xfer.final = frag.final
+
+    def _bye_referrer(self, now: float) -> None:
+        party, self._bye_after_notify = self._bye_after_notify, None
+        self._bye_deadline = None
+        if party is not None:
+            party.leg.bye(now)
+
+    def _detach(self, party: Party, now: float) -> Party:
+        """Take ``party`` out of this call (its leg stays as it is): what was being
+        relayed from or to it is refused, so the leg is free for its next call."""
+        for key, forward in list(self._forwards.items()):
+            if forward.origin is party and forward.request is not None:
+                del self._forwards[key]
+                with contextlib.suppress(SipError):
+                    party.leg.respond_to(forward.request, 491, now=now)
+            elif key[0] == id(party.leg):
+                del self._forwards[key]
+                if forward.origin is not None and forward.request is not None:
+                    with contextlib.suppress(SipError):
+                        forward.origin.leg.respond_to(forward.request, 487, now=now)
+        self._reoffers.pop(id(party), None)
+        if party in self._all:
+            self._all.remove(party)
+        self._moved.append(party)
+        self._drain(now)
+        return party
+
+    def party_named(self, replaces: Replaces) -> tuple[Party, Dialog] | None:
+        """The party whose leg holds the dialog ``replaces`` names, seen from here
+        or from the phone (``names_dialog``, ``either_way``); retired legs excluded."""
+        for party in self._all:
+            if party in self._retired:
+                continue
+            for dialog in party.leg.dialogs.values():
+                if names_dialog(replaces, dialog, either_way=True):
+                    return party, dialog
+        return None
+
+    def bridged(self, party: Party) -> bool:
+        """``party`` is one of the two phones talking through the relay."""
+        return self.state is CallState.CONNECTED and (party is self.a or party is self.winner)
+
+    def ringing(self, party: Party) -> bool:
+        """``party`` is a B leg of the current dial, not answered (yet)."""
+        return (
+            self.winner is None
+            and self.state < CallState.CONNECTED
+            and party in self._attempt
+            and party.leg.state < LegState.ANSWERED
+        )
+
+    def ringing_line(self, line: str) -> Party | None:
+        """A B leg of the current dial ringing a phone of ``line`` (a line key)."""
+        return next((p for p in self._attempt if p.line == line and self.ringing(p)), None)
+
+    def adopt(self, party: Party, replacing: Party, now: float) -> bool:
+        """Put ``party``, a leg already in a dialog (moved from another call), in the
+        place of ``replacing``, the caller or the answered callee, which is released
+        (BYE, or 487 if it was still ringing). A bridged call gets ``party`` its new
+        media at once (a re-INVITE with the peer's SDP); a call still ringing, when
+        the callee answers. False if ``replacing`` is not the caller or callee."""
+        if self.state >= CallState.ENDING or not (replacing is self.a or replacing is self.winner):
+            return False
+        party.side = replacing.side
+        self._swap(replacing, party, now)
+        if self.state is CallState.CONNECTED:
+            self._reoffer(party, now)
+        self._drain(now)
+        return True
+
+    def adopt_new(self, party: Party, replacing: Party, now: float) -> bool:
+        """An INVITE with Replaces (RFC 3891) naming a bridged party: ``party`` (a new
+        UAS leg with an offer) takes its place, the offer goes to the peer as a
+        re-INVITE and its answer answers the INVITE. False (nothing changed) when
+        the offer is unusable or the peer is busy with another offer."""
+        peer = self._peer(replacing)
+        if (
+            not self.bridged(replacing)
+            or peer is None
+            or party.leg.initial_sdp is None
+            or not _awaits_answer(party.leg)
+        ):
+            return False
+        offer = self._parse(party.leg.initial_sdp)
+        if offer is None:
+            return False
+        party.side = replacing.side
+        sent = self._anchor_sdp(peer.side, offer, peer.sent, peer.crypto)
+        try:
+            peer.leg.reinvite(sent.serialize(), now)
+        except SipError:
+            return False
+        peer.sent = sent
+        self._forwards[(id(peer.leg), "INVITE")] = _Forward(party, party.leg.invite)
+        self._media_from(party, offer)
+        self._swap(replacing, party, now)
+        self._drain(now)
+        return True
+
+    def pickup(self, party: Party, now: float) -> bool:
+        """Answer this ringing call with ``party``, a new leg whose INVITE (with its
+        offer) is not answered yet: the ringing B legs are cancelled ("Call completed
+        elsewhere", RFC 3326), and both INVITEs are answered by the switch, on one
+        codec both offered. False (nothing changed) if the call is not ringing, or
+        no codec is common."""
+        if not self._pickable() or not _awaits_answer(party.leg) or party.leg.initial_sdp is None:
+            return False
+        offer = self._parse(party.leg.initial_sdp)
+        if offer is None:
+            return False
+        assert self._offer is not None
+        caps = _pickup_codecs(self._offer, offer, self._local)
+        if caps is None:
+            return False
+        try:
+            answer = negotiate(offer, caps)
+            to_a = negotiate(self._offer, caps) if self._local is None else None
+        except SdpError:
+            return False
+        for b in self._attempt:
+            if b.leg.role is Role.UAC and b.leg.state < LegState.ANSWERED:
+                b.leg.cancel(now, reason=COMPLETED_ELSEWHERE)
+        self._attempt = []
+        self._ring_deadline = None
+        party.side = "b"
+        self.b.append(party)
+        self._all.append(party)
+        self.winner = party
+        self._media_from(party, offer)
+        party.leg.respond(200, now=now, body=self._anchored(party, answer))
+        party.final_status = 200
+        self._codecs = tuple(c.encoding for c in caps if c.encoding != TELEPHONE_EVENT)
+        if self.routed:
+            self._commands.append(TargetAnswered(party.label))
+        if to_a is not None:
+            self.a.leg.respond(200, now=now, body=self._anchored(self.a, to_a))
+        elif self.a.sent is not None and self.state is not CallState.CONNECTED:
+            self.a.leg.respond(200, now=now, body=self.a.sent.serialize())
+        if self.state is not CallState.CONNECTED:
+            self.a.final_status = 200
+            self._connected(now)
+        self._drain(now)
+        return True
+
+    def can_pick_up(self, offer: bytes) -> bool:
+        """Whether ``pickup`` would take this call for an INVITE offering ``offer``."""
+        if not self._pickable() or self._offer is None:
+            return False
+        try:
+            sdp = SessionDescription.parse(offer)
+        except (SdpError, ValueError):
+            return False
+        return _pickup_codecs(self._offer, sdp, self._local) is not None
+
+    def _pickable(self) -> bool:
+        return (
+            self.state < CallState.CONNECTED
+            and self.winner is None
+            and any(self.ringing(p) for p in self._attempt)
+            and self.media is not None
+            and self._offer is not None
+            and _awaits_answer(self.a.leg)
+        )
+
+    def _swap(self, old: Party, new: Party, now: float) -> None:
+        """``new`` takes ``old``'s place on its relay side; ``old`` is released."""
+        if old is self.a:
+            self.a = new
+        elif old is self.winner:
+            self.winner = new
+        if new not in self._all:
+            self._all.append(new)
+        for key, forward in list(self._forwards.items()):
+            if forward.origin is old:
+                del self._forwards[key]  # the leg's BYE answers its pending request
+            elif key[0] == id(old.leg):
+                del self._forwards[key]
+                if forward.origin is not None and forward.request is not None:
+                    with contextlib.suppress(SipError):
+                        forward.origin.leg.respond_to(forward.request, 491, now=now)
+        self._reoffers.pop(id(old), None)
+        self._retired.append(old)
+        old.leg.hang_up(now, status=487)
+
+    def _reoffer(self, party: Party, now: float, *, tries: int = 0) -> None:
+        """Give ``party``, newly bridged to its peer by a transfer, the peer's media:
+        a re-INVITE (RFC 3261 §14.1) offering the codecs the peer uses now, both
+        ways (a transfer ends any hold). Retried while the leg is busy with another
+        offer; our own, so its answer only updates the relay (``_reoffer_answered``)."""
+        peer = self._peer(party)
+        if (
+            peer is None
+            or peer.heard is None
+            or self.state >= CallState.ENDING
+            or party.leg.state is not LegState.CONFIRMED
+        ):
+            return
+        body = self._anchored(party, _active(_in_use(peer)))
+        try:
+            party.leg.reinvite(body, now)
+        except SipError:
+            if tries >= REOFFER_TRIES:
+                self.hang_up("join-failed", now)
+            else:
+                self._reoffers[id(party)] = (party, now + REOFFER_DELAY, tries)
+            return
+        self._forwards[(id(party.leg), "INVITE")] = _Forward(None, None)
+
+    def _reoffer_answered(self, party: Party, event: InDialogResponseReceived, now: float) -> None:
+        status = event.response.status
+        if not 200 <= status < 300:
+            # The phone refused the media of its new peer (488...), or its dialog is
+            # gone: the join failed, and the call with it.
+            self.hang_up("join-failed", now)
+            return
+        sdp = self._parse(event.sdp) if event.sdp is not None else None
+        if sdp is None:
+            return
+        self._media_from(party, sdp)
+        self._codecs = _codec_names(sdp) or self._codecs
+        peer = self._peer(party)
+        if peer is not None and peer.sent is not None and _held(peer.sent):
+            # The peer was on hold (put there by the party that left): resume it.
+            self._reoffer(peer, now)
 
     # media ---------------------------------------------------------------------------
 
@@ -906,7 +1456,7 @@ class Call:
             previous=previous,
         )
 
-    def _anchored(self, party: _Party, sdp: SessionDescription) -> bytes:
+    def _anchored(self, party: Party, sdp: SessionDescription) -> bytes:
         """``sdp`` (from the other side) rewritten for ``party``'s leg, remembered."""
         party.sent = self._anchor_sdp(party.side, sdp, party.sent, party.crypto)
         return party.sent.serialize()
@@ -917,7 +1467,7 @@ class Call:
         material = self._srtp_keys[0] if side == "a" else self._srtp_keys[1]
         return material[: SRTP_KEY_LENGTHS[suite]]
 
-    def _srtp_from(self, party: _Party, media: Media) -> tuple[str, bytes, bytes] | None:
+    def _srtp_from(self, party: Party, media: Media) -> tuple[str, bytes, bytes] | None:
         """Whether ``party``'s phone uses SDES-SRTP in ``media`` (then terminated here)."""
         party.crypto = None
         if self._srtp_keys is None or "SAVP" not in media.proto:
@@ -932,8 +1482,9 @@ class Call:
         party.crypto = crypto
         return crypto.suite, key, self._own_key(party.side, crypto.suite)
 
-    def _media_from(self, party: _Party, sdp: SessionDescription) -> None:
+    def _media_from(self, party: Party, sdp: SessionDescription) -> None:
         """Tell the relay what ``party``'s phone said in ``sdp``."""
+        party.heard = sdp
         media = next((m for m in sdp.media if m.kind == "audio" and not m.rejected), None)
         if media is None:
             self._commands.append(MediaUpdate(party.side, None, None, False, False))
@@ -967,6 +1518,9 @@ class Call:
     def _finish(self, outcome: Outcome, cause: str, now: float) -> None:
         if self.state >= CallState.ENDING:
             return
+        if self._transfer is not None:
+            self._transfer = None
+            self._commands.append(TransferAbandoned())
         self.state = CallState.ENDING
         self.outcome = outcome
         self.cause = cause
@@ -983,7 +1537,7 @@ class Call:
         end = self._ended if self._ended is not None else self._t0
         return CdrRecord(
             id=self.id,
-            call_id=self.a.leg.call_id,
+            call_id=self._a_call_id,
             started_at=self._started_at,
             answered_at=None if self._answered is None else self._at(self._answered),
             ended_at=self._at(end),
@@ -992,12 +1546,106 @@ class Call:
             outcome=self.outcome or Outcome.CANCELLED,
             cause=self.cause,
             legs=tuple(
-                LegRecord(p.side, p.leg.call_id, p.label, p.final_status) for p in self._parties()
+                LegRecord(p.side, p.leg.call_id, p.label, p.final_status)
+                for p in (*self._parties(), *self._moved)
+                if not isinstance(p.leg, LocalOrigin)
             ),
             codecs=self._codecs,
             because=tuple(self.because),
             messages=tuple(self.messages),
         )
+
+
+def _awaits_answer(leg: InviteSession) -> bool:
+    """The leg's own INVITE (ours to answer) is not answered yet."""
+    return leg.role is Role.UAS and leg.state < LegState.ANSWERED
+
+
+def _first_audio(sdp: SessionDescription) -> int | None:
+    return next((i for i, m in enumerate(sdp.media) if m.kind == "audio" and not m.rejected), None)
+
+
+def _in_use(party: Party) -> SessionDescription:
+    """What ``party``'s phone said last, its first audio stream reduced to the codecs
+    of the last exchange (those in both its SDP and ours): a new peer must get
+    exactly what the phone sends and expects, the relay does not transcode."""
+    assert party.heard is not None
+    heard, sent = party.heard, party.sent
+    first = _first_audio(heard)
+    if sent is None or first is None:
+        return heard
+    theirs = _first_audio(sent)
+    if theirs is None:
+        return heard
+    keys = {codec.key for _, codec in codecs(sent.media[theirs])}
+    media = heard.media[first]
+    kept = {str(pt) for pt, codec in codecs(media) if codec.key in keys}
+    if not any(c.encoding.lower() != TELEPHONE_EVENT for pt, c in codecs(media) if str(pt) in kept):
+        return heard  # nothing in common (should not be): leave it to the phones
+    attributes = tuple(
+        a
+        for a in media.attributes
+        if a.name not in ("rtpmap", "fmtp") or (a.value or "").split(" ", 1)[0] in kept
+    )
+    formats = tuple(f for f in media.formats if f in kept)
+    media = replace(media, formats=formats, attributes=attributes)
+    return replace(heard, media=(*heard.media[:first], media, *heard.media[first + 1 :]))
+
+
+def _active(sdp: SessionDescription) -> SessionDescription:
+    """``sdp`` with its first audio stream sendrecv, whichever hold style it had."""
+    first = _first_audio(sdp)
+    if first is None:
+        return sdp
+    media = set_direction(sdp.media[first], Direction.SENDRECV)
+    placeholder = Connection("IN", sdp.origin.addrtype, "192.0.2.1")  # anchor replaces it
+    if media.connection is not None and media.connection.address.startswith(_ZERO):
+        media = replace(media, connection=placeholder)
+    connection = sdp.connection
+    if connection is not None and connection.address.startswith(_ZERO):
+        connection = placeholder
+    attributes = tuple(a for a in sdp.attributes if not (a.value is None and a.name in _DIRECTIONS))
+    return replace(
+        sdp,
+        connection=connection,
+        attributes=attributes,
+        media=(*sdp.media[:first], media, *sdp.media[first + 1 :]),
+    )
+
+
+_ZERO = ("0.0.0.0", "::")
+_DIRECTIONS = frozenset(d.value for d in Direction)
+
+
+def _held(sdp: SessionDescription) -> bool:
+    """Our last SDP on a leg did not ask for media both ways (the leg is on hold)."""
+    first = _first_audio(sdp)
+    return first is not None and direction(sdp.media[first], sdp) is not Direction.SENDRECV
+
+
+def _pickup_codecs(
+    ringing: SessionDescription, picker: SessionDescription, local: LocalMedia | None
+) -> list[Codec] | None:
+    """The one codec a pickup answers both offers with: the caller's first that the
+    picker offered too (the one the caller was answered with already, if any),
+    plus telephone-event when both offered it. None: nothing in common."""
+    first_a, first_p = _first_audio(ringing), _first_audio(picker)
+    if first_a is None or first_p is None:
+        return None
+    theirs = {codec.key for _, codec in codecs(picker.media[first_p])}
+    offered = [c for _, c in codecs(ringing.media[first_a])]
+    usable = [
+        c
+        for c in offered
+        if c.key in theirs
+        and c.encoding.lower() not in (TELEPHONE_EVENT, "cn")
+        and (local is None or c.encoding.upper() == local.encoding)
+    ]
+    if not usable:
+        return None
+    event = Codec(TELEPHONE_EVENT)
+    both = event.key in theirs and any(c.key == event.key for c in offered)
+    return [usable[0], *([event] if both else [])]
 
 
 def _only_formats(sdp: SessionDescription, local: LocalMedia) -> SessionDescription:

@@ -189,7 +189,7 @@ async def intercept(b2bua: B2bua, running: _Running, caller: Line, called: str) 
         ringing = company.line(command.extension)
         if ringing is None:
             b2bua.reject(running, 404, "pickup-unknown", "Unknown Extension")
-        elif not await b2bua.pickup(running, ringing):
+        elif not b2bua.pickup(running, ringing):
             b2bua.reject(running, 480, "pickup-nothing", "Nothing To Pick Up")
         return None
     feature = FeatureCall(b2bua, running)

@@ -1527,6 +1527,119 @@ class InviteSession:
         self.respond(487, now=now)
 
 
+class LocalOrigin(InviteSession):
+    """The A side of a call the switch places on its own behalf: an INVITE that
+    never crossed the network (a blind transfer's new call, dialled for the
+    referrer while the transferee waits in its own call).
+
+    It answers like a UAS leg, with no peer: ``respond`` queues a ``SendResponse``
+    that the driver must *observe* instead of sending (18x: progress to report,
+    2xx: the target answered, 3xx-6xx: the attempt failed); a 2xx confirms the leg
+    at once (no ACK will come), ``hang_up``/``bye`` end it at once (no BYE goes
+    out), and it never matches a network event, arms a timer or sends a request.
+    """
+
+    @classmethod
+    def local(
+        cls,
+        config: SessionConfig,
+        ids: SessionIds,
+        *,
+        from_: str,
+        to: str,
+        request_uri: Uri,
+        now: float,
+        body: bytes = b"",
+        content_type: str = SDP,
+    ) -> LocalOrigin:
+        leg = cls(Role.UAS, config, ids)
+        leg.call_id = ids.new_call_id()
+        leg.local_tag = ids.new_tag()
+        from_addr = parse_name_addr(from_)
+        from_addr.params["tag"] = ids.new_tag()
+        headers = Headers()
+        headers.add("Via", f"SIP/2.0/{config.via[0].upper()} {config.via[1]}")
+        headers.add("From", str(from_addr))
+        headers.add("To", to)
+        headers.add("Call-ID", leg.call_id)
+        headers.add("CSeq", str(CSeq(1, "INVITE")))
+        headers.add("Contact", config.contact)
+        if body:
+            headers.add("Content-Type", content_type)
+        leg.invite = Request("INVITE", request_uri.copy(), headers, body)
+        leg._in[(1, "INVITE")] = leg.invite
+        if body:
+            leg.offer_answer.fire(OfferInput.RECEIVE_OFFER, (1, "INVITE"))
+            leg.initial_sdp = Sdp("offer", body, content_type)
+        return leg
+
+    def respond(
+        self,
+        status: int,
+        *,
+        now: float,
+        body: bytes = b"",
+        content_type: str = SDP,
+        reliable: bool = False,
+        extra: Iterable[tuple[str, str]] = (),
+        reason: str | None = None,
+    ) -> None:
+        assert self.invite is not None
+        if (1, "INVITE") not in self._in:
+            raise SessionError("the INVITE has been answered already")
+        response = self._build_response(self.invite, status, body, content_type, extra, reason)
+        self._commands.append(SendResponse(response))
+        if status < 200:
+            self.state = max(self.state, CallState.PROCEEDING)
+            return
+        del self._in[(1, "INVITE")]
+        if status < 300:
+            self._offer_answer_out(response, (1, "INVITE"), reliable=True)
+            self.state = CallState.CONFIRMED
+            return
+        self.state = CallState.TERMINATED
+        self._end("rejected", status)
+
+    def hang_up(self, now: float, *, status: int = 480, reason: str | None = None) -> None:
+        if self.state < CallState.ANSWERED:
+            self.respond(status, now=now, reason=reason)
+        else:
+            self.bye(now)
+
+    def bye(self, now: float) -> None:
+        if self.state < CallState.TERMINATED:
+            self.state = CallState.TERMINATED
+            self._end("bye-sent", None)
+
+    def cancel(self, now: float, *, reason: str | None = None) -> None:
+        raise SessionError("a local origin has no INVITE to cancel")
+
+    def handle(self, event: Event, now: float) -> bool:
+        return False
+
+    def handle_timer(self, now: float) -> None:
+        return None
+
+    def get_timer(self) -> float | None:
+        return None
+
+    def _require_dialog(self) -> Dialog:
+        raise SessionError("a local origin has no peer to send requests to")
+
+    def respond_to(
+        self,
+        request: Request,
+        status: int,
+        *,
+        now: float,
+        body: bytes = b"",
+        content_type: str = SDP,
+        extra: Iterable[tuple[str, str]] = (),
+        reason: str | None = None,
+    ) -> None:
+        raise SessionError("a local origin receives no requests")
+
+
 _REBUILT_HEADERS = frozenset(
     {
         "Via",

@@ -68,14 +68,33 @@ def parse_replaces(value: str) -> Replaces:
 
 
 def replaces_for(dialog: Dialog, *, early_only: bool = False) -> Replaces:
-    """The Replaces naming ``dialog`` for a party that sees it the other way.
+    """The Replaces naming ``dialog`` in an INVITE that goes to our *peer* in it.
 
-    RFC 3891 §3: the to-tag and from-tag are those of the dialog as seen by
-    the UA receiving the INVITE with Replaces: our local tag is its to-tag when
-    the INVITE goes to the peer of... the referee uses it towards *our peer*,
-    so: to-tag = the peer's tag (our remote tag), from-tag = our local tag.
+    RFC 3891 §3: the to-tag and from-tag are those of the dialog as seen by the
+    UA receiving the INVITE with Replaces. That UA is our peer, whose local tag
+    is our remote tag: to-tag = our remote tag, from-tag = our local tag (what a
+    transferor writes into the Refer-To of an attended transfer).
     """
     return Replaces(dialog.call_id, dialog.remote_tag, dialog.local_tag, early_only)
+
+
+def names_dialog(replaces: Replaces, dialog: Dialog, *, either_way: bool = False) -> bool:
+    """Whether ``replaces`` names ``dialog`` as seen by us (RFC 3891 §3: "the
+    Call-ID, to-tag, and from-tag [...] match [...] the local tag is the to-tag
+    and the remote tag is the from-tag").
+
+    ``either_way`` also accepts the tags swapped: the dialog as the *far phone*
+    sees it. A B2BUA stands in for that phone, and a BLF key builds its Replaces
+    from the watched phone's dialog information (RFC 4235: to-tag = the phone's
+    local tag), not from ours. Safe to accept: the Call-ID and both tags must
+    still match, only the roles of the two tags are not checked.
+    """
+    if dialog.call_id != replaces.call_id:
+        return False
+    ours = (dialog.local_tag, dialog.remote_tag)
+    if ours == (replaces.to_tag, replaces.from_tag):
+        return True
+    return either_way and ours == (replaces.from_tag, replaces.to_tag)
 
 
 class ReplacesOutcome:
@@ -95,7 +114,9 @@ class ReplacesMatch:
     because: str
 
 
-def match_replaces(replaces: Replaces, dialogs: Iterable[Dialog]) -> ReplacesMatch:
+def match_replaces(
+    replaces: Replaces, dialogs: Iterable[Dialog], *, either_way: bool = False
+) -> ReplacesMatch:
     """RFC 3891 §3 rules for the UA receiving the INVITE with Replaces.
 
     Dialog match: "the Call-ID, to-tag, and from-tag [...] match [...] the
@@ -110,13 +131,11 @@ def match_replaces(replaces: Replaces, dialogs: Iterable[Dialog]) -> ReplacesMat
       (an early dialog we are the UAS of: a ringing call is picked up through
       the B2BUA with a new INVITE, not replaced);
     - a confirmed or early (UAC-side) dialog otherwise matches.
+
+    ``either_way``: see ``names_dialog``.
     """
     for dialog in dialogs:
-        if (
-            dialog.call_id == replaces.call_id
-            and dialog.local_tag == replaces.to_tag
-            and dialog.remote_tag == replaces.from_tag
-        ):
+        if names_dialog(replaces, dialog, either_way=either_way):
             if dialog.state is DialogState.TERMINATED:
                 return ReplacesMatch(481, dialog, "dialog terminated")
             if dialog.state is DialogState.CONFIRMED and replaces.early_only:

@@ -17,9 +17,8 @@ _n = itertools.count(1)
 class Watcher(RawUa):
     """A raw UA that subscribes to lines and answers every NOTIFY 200."""
 
-    def __init__(self, user: str, password: str, sip_port: int) -> None:
-        super().__init__(user, password, sip_port)
-        self.domain = "pbx.test"
+    def __init__(self, user: str, password: str, sip_port: int, domain: str = "pbx.test") -> None:
+        super().__init__(user, password, sip_port, domain)
         self.notifies: dict[str, asyncio.Queue[Request]] = {}
         self.notify_status = 200
 

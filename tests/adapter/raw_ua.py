@@ -88,8 +88,9 @@ class Incoming:
 
 
 class RawUa(asyncio.DatagramProtocol):
-    def __init__(self, user: str, password: str, sip_port: int) -> None:
+    def __init__(self, user: str, password: str, sip_port: int, domain: str = "pbx.test") -> None:
         self.user, self.password, self.sip_port = user, password, sip_port
+        self.domain = domain
         self.transport: asyncio.DatagramTransport | None = None
         self.boxes: dict[str, asyncio.Queue[Request | Response]] = {}
         self.incoming: dict[str, Incoming] = {}
@@ -103,10 +104,10 @@ class RawUa(asyncio.DatagramProtocol):
         self._held: list[bytes] | None = None
 
     @classmethod
-    async def open(cls, user: str, password: str, sip_port: int) -> RawUa:
+    async def open(cls, user: str, password: str, sip_port: int, domain: str = "pbx.test") -> RawUa:
         loop = asyncio.get_running_loop()
         _, ua = await loop.create_datagram_endpoint(
-            lambda: cls(user, password, sip_port), local_addr=("127.0.0.1", 0)
+            lambda: cls(user, password, sip_port, domain), local_addr=("127.0.0.1", 0)
         )
         return ua
 
@@ -219,7 +220,7 @@ class RawUa(asyncio.DatagramProtocol):
             f"{method} {ruri} SIP/2.0",
             f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch={branch};rport",
             "Max-Forwards: 70",
-            f"From: <sip:{self.user}@pbx.test>;tag={from_tag}",
+            f"From: <sip:{self.user}@{self.domain}>;tag={from_tag}",
             f"To: <sip:{to}@pbx.test>" + (f";tag={to_tag}" if to_tag else ""),
             f"Call-ID: {call_id}",
             f"CSeq: {cseq} {cseq_method or method}",
@@ -266,10 +267,16 @@ class RawUa(asyncio.DatagramProtocol):
         )
 
     async def call(
-        self, to: str, *, rtp_port: int = 4000, sdp_extra: str = "", proto: str = "RTP/AVP"
+        self,
+        to: str,
+        *,
+        rtp_port: int = 4000,
+        sdp_extra: str = "",
+        proto: str = "RTP/AVP",
+        headers: list[str] | None = None,
     ) -> OutCall:
-        """INVITE ``to`` (answering the 407 the first time); returns once a final
-        response is in (2xx ACKed; others ACKed by ``OutCall.final``)."""
+        """INVITE ``to`` (answering the 407 the first time), with ``headers`` (e.g.
+        ``Replaces: ...``); returns once the INVITE with credentials is sent."""
         ruri = f"sip:{to}@127.0.0.1:{self.sip_port}"
         out = OutCall(
             self,
@@ -277,6 +284,7 @@ class RawUa(asyncio.DatagramProtocol):
             ruri,
             f"call-{self.user}-{next(_n)}",
             body=sdp(rtp_port, extra=sdp_extra, proto=proto),
+            headers=headers,
         )
         if self.challenge is None:
             out.send_invite()
@@ -334,8 +342,18 @@ class RawUa(asyncio.DatagramProtocol):
 class OutCall:
     """One call placed by a ``RawUa``."""
 
-    def __init__(self, ua: RawUa, to: str, ruri: str, call_id: str, *, body: str) -> None:
+    def __init__(
+        self,
+        ua: RawUa,
+        to: str,
+        ruri: str,
+        call_id: str,
+        *,
+        body: str,
+        headers: list[str] | None = None,
+    ) -> None:
         self.ua, self.to, self.ruri, self.call_id, self.body = ua, to, ruri, call_id, body
+        self.headers = headers or []
         self.cseq = 0
         self.branch = ""
         self.to_tag = ""
@@ -344,7 +362,7 @@ class OutCall:
 
     def send_invite(self, auth: str = "") -> None:
         self.cseq += 1
-        extra = [f"Proxy-Authorization: {auth}"] if auth else []
+        extra = [*self.headers, *([f"Proxy-Authorization: {auth}"] if auth else [])]
         self.branch = self.ua.request(
             "INVITE", self.ruri, call_id=self.call_id, cseq=self.cseq, from_tag=self.from_tag,
             to=self.to, extra=extra, body=self.body,
@@ -397,6 +415,15 @@ class OutCall:
             response = await self.ua.expect(self.call_id, status=200)
             if response.cseq.method == "BYE":
                 return
+
+    def send(self, method: str, *, extra: list[str] | None = None, body: str = "") -> int:
+        """An in-dialog request (REFER, re-INVITE...); returns its CSeq number."""
+        self.cseq += 1
+        self.ua.request(
+            method, self.contact, call_id=self.call_id, cseq=self.cseq, from_tag=self.from_tag,
+            to_tag=self.to_tag, to=self.to, extra=extra, body=body,
+        )  # fmt: skip
+        return self.cseq
 
     async def bye_received(self) -> Request:
         """Wait for the switch's BYE on this call and answer it 200."""

@@ -135,13 +135,12 @@ class Child:
         self.account: Any = None
         self.pending: dict[str, Any] | None = None
         self.reg_states: list[dict[str, Any]] = []
-        self.call: Any = None  # the current call (one at a time)
-        self.calls: list[Any] = []  # every call, kept alive until libDestroy
-        self.call_states: list[dict[str, Any]] = []
+        self.call: Any = None  # the current call: the latest placed or received
+        self.calls: list[Any] = []  # every call (index = "call" in commands), kept alive
         self.incoming: list[str] = []
-        self.media_active = False
         self.busy_code = 0  # answer incoming calls with this status at once
         self.players: list[Any] = []
+        self.transfers: list[dict[str, Any]] = []  # NOTIFYs of our REFERs, in order
 
     # protocol
     def reply(self, **fields: Any) -> None:
@@ -230,13 +229,15 @@ class Child:
         timeout: float = 10.0,
         srtp: int = 0,
         srtp_signaling: int = 0,
+        prack: bool = False,
         **_: Any,
     ) -> dict[str, Any]:
         """Create an account registering ``user@domain`` at ``registrar``; wait for
         the first final outcome (pjsua2 answers the 401 challenge itself).
 
         ``srtp``: the account's SDES-SRTP use (0 disabled, 1 optional, 2 mandatory);
-        ``srtp_signaling``: 1 requires TLS on the first hop for SRTP calls."""
+        ``srtp_signaling``: 1 requires TLS on the first hop for SRTP calls;
+        ``prack``: reliable provisionals (RFC 3262) required, both ways."""
         pj: Any = self.pj
         child = self
 
@@ -254,6 +255,7 @@ class Child:
                     call.hangup(op)
                     return
                 child.incoming.append(str(prm.rdata.wholeMsg))
+                child.learn_tags(call, str(prm.rdata.wholeMsg), outgoing=False)
                 op = child.pj.CallOpParam(True)
                 op.statusCode = 180
                 call.answer(op)
@@ -264,6 +266,8 @@ class Child:
         acfg.regConfig.timeoutSec = expires
         acfg.regConfig.retryIntervalSec = 0  # no automatic retries: the test drives
         acfg.regConfig.registerOnAdd = True
+        if prack:
+            acfg.callConfig.prackUse = pj.PJSUA_100REL_MANDATORY
         if srtp:
             acfg.mediaConfig.srtpUse = srtp
             acfg.mediaConfig.srtpSecureSignaling = srtp_signaling
@@ -291,7 +295,14 @@ class Child:
             raise TimeoutError("no registration outcome")
         return self.reg_states[-1]
 
-    # calls
+    # calls: commands act on the current call, or on ``call`` (its index) when given
+    @property
+    def call_states(self) -> list[dict[str, Any]]:
+        return self.call.states if self.call is not None else []
+
+    def pick(self, call: int | None) -> Any:
+        return self.call if call is None else self.calls[call]
+
     def new_call(self, account: Any, call_id: int = -1) -> Any:
         pj: Any = self.pj
         child = self
@@ -299,7 +310,7 @@ class Child:
         class Call(pj.Call):  # type: ignore[misc]
             def onCallState(self, prm: Any) -> None:
                 info = self.getInfo()
-                child.call_states.append(
+                self.states.append(
                     {
                         "state": str(info.stateText),
                         "status": int(info.lastStatusCode),
@@ -308,93 +319,203 @@ class Child:
                 )
 
             def onCallMediaState(self, prm: Any) -> None:
-                child.media_active = True
+                self.media_active = True
+                self.media_changes += 1
+                # pjsua2 rebuilds the stream on a re-INVITE (a transfer moves the
+                # call to another relay port): keep what plays and records connected.
+                try:
+                    audio = self.getAudioMedia(-1)
+                except Exception:
+                    return
+                for player in self.players:
+                    player.startTransmit(audio)
+                for recorder in self.recorders:
+                    audio.startTransmit(recorder)
+
+            def onCallTsxState(self, prm: Any) -> None:
+                # The dialog's tags as this phone sees them (for a Replaces header).
+                try:
+                    sent = str(prm.e.body.tsxState.tsx.lastTx.wholeMsg)
+                except Exception:
+                    return
+                child.learn_tags(self, sent, outgoing=True)
+
+            def onCallTransferStatus(self, prm: Any) -> None:
+                child.transfers.append(
+                    {
+                        "status": int(prm.statusCode),
+                        "reason": str(prm.reason),
+                        "final": bool(prm.finalNotify),
+                    }
+                )
 
         call = Call(account, call_id) if call_id != -1 else Call(account)
+        call.states = []
+        call.media_active = False
+        call.media_changes = 0
+        call.players = []
+        call.recorders = []
+        call.tags = {}
         self.calls.append(call)
         self.call = call
-        self.call_states.clear()
-        self.media_active = False
         return call
 
-    def cmd_call(self, target: str, **_: Any) -> dict[str, Any]:
-        """Start a call to ``target`` (a SIP URI); returns at once."""
+    def learn_tags(self, call: Any, message: str, *, outgoing: bool) -> None:
+        """Our own tag (From of our requests, To of our responses) and the peer's."""
+        first = message.split("\r\n", 1)[0]
+        fields = {
+            name.lower(): value.strip()
+            for name, _, value in (line.partition(":") for line in message.split("\r\n")[1:])
+            if value
+        }
+        tags = {
+            key: value.split(";tag=", 1)[1].split(";", 1)[0]
+            for key, value in (("from", fields.get("from", "")), ("to", fields.get("to", "")))
+            if ";tag=" in value
+        }
+        is_response = first.startswith("SIP/2.0")
+        ours, theirs = ("to", "from") if is_response == outgoing else ("from", "to")
+        if ours in tags:
+            call.tags["local"] = tags[ours]
+        if theirs in tags:
+            call.tags["remote"] = tags[theirs]
+
+    def cmd_call(
+        self, target: str, headers: dict[str, str] | None = None, **_: Any
+    ) -> dict[str, Any]:
+        """Start a call to ``target`` (a SIP URI), with extra ``headers``; returns at
+        once with the call's index."""
         call = self.new_call(self.account)
         prm = self.pj.CallOpParam(True)
+        for name, value in (headers or {}).items():
+            header = self.pj.SipHeader()
+            header.hName = name
+            header.hValue = value
+            prm.txOption.headers.append(header)
+            self.keep.append(header)
         self.keep.append(prm)
         call.makeCall(target, prm)
-        return {}
+        return {"call": len(self.calls) - 1}
 
     def cmd_busy(self, code: int = 486, **_: Any) -> dict[str, Any]:
         self.busy_code = code
         return {}
 
-    def cmd_answer(self, code: int = 200, timeout: float = 10.0, **_: Any) -> dict[str, Any]:
-        """Answer the incoming call (waits for it to arrive)."""
-        if not self.wait_for(lambda: self.incoming, timeout):
+    def cmd_answer(
+        self, code: int = 200, timeout: float = 10.0, count: int = 1, **_: Any
+    ) -> dict[str, Any]:
+        """Answer the ``count``-th incoming call (waits for it to arrive)."""
+        if not self.wait_for(lambda: len(self.incoming) >= count, timeout):
             raise TimeoutError("no incoming call")
         prm = self.pj.CallOpParam(True)
         prm.statusCode = code
         self.call.answer(prm)
-        return {"invite": self.incoming[-1]}
+        return {"invite": self.incoming[count - 1], "call": len(self.calls) - 1}
 
-    def cmd_wait_state(self, state: str, timeout: float = 10.0, **_: Any) -> dict[str, Any]:
+    def cmd_wait_incoming(self, count: int = 1, timeout: float = 10.0, **_: Any) -> dict[str, Any]:
+        """Wait for the ``count``-th incoming call (ringing: 180 sent)."""
+        if not self.wait_for(lambda: len(self.incoming) >= count, timeout):
+            raise TimeoutError("no incoming call")
+        return {"invite": self.incoming[count - 1], "call": len(self.calls) - 1}
+
+    def cmd_wait_state(
+        self, state: str, timeout: float = 10.0, call: int | None = None, **_: Any
+    ) -> dict[str, Any]:
         """Wait until the call reaches ``state`` (CONFIRMED, DISCONNECTED, EARLY...)."""
-        seen = lambda: any(s["state"] == state for s in self.call_states)  # noqa: E731
+        states = self.pick(call).states
+        seen = lambda: any(s["state"] == state for s in states)  # noqa: E731
         if not self.wait_for(seen, timeout):
-            raise TimeoutError(f"call never {state}: {self.call_states}")
-        return {"states": list(self.call_states)}
+            raise TimeoutError(f"call never {state}: {states}")
+        return {"states": list(states)}
 
-    def cmd_hangup(self, code: int = 0, **_: Any) -> dict[str, Any]:
+    def cmd_hangup(self, code: int = 0, call: int | None = None, **_: Any) -> dict[str, Any]:
         prm = self.pj.CallOpParam(True)
         if code:
             prm.statusCode = code
-        self.call.hangup(prm)
+        self.pick(call).hangup(prm)
         return {}
 
-    def cmd_hold(self, **_: Any) -> dict[str, Any]:
-        self.media_active = False
-        self.call.setHold(self.pj.CallOpParam(True))
+    def cmd_hold(self, call: int | None = None, **_: Any) -> dict[str, Any]:
+        target = self.pick(call)
+        target.media_active = False
+        target.setHold(self.pj.CallOpParam(True))
         return {}
 
-    def cmd_unhold(self, **_: Any) -> dict[str, Any]:
+    def cmd_unhold(self, call: int | None = None, **_: Any) -> dict[str, Any]:
+        target = self.pick(call)
         prm = self.pj.CallOpParam(True)
         prm.opt.flag = self.pj.PJSUA_CALL_UNHOLD
-        self.media_active = False
-        self.call.reinvite(prm)
+        target.media_active = False
+        target.reinvite(prm)
         return {}
 
-    def _audio(self, timeout: float) -> Any:
-        if not self.wait_for(lambda: self.media_active, timeout):
-            raise TimeoutError("no active media")
-        return self.call.getAudioMedia(-1)
+    def cmd_xfer(self, target: str, call: int | None = None, **_: Any) -> dict[str, Any]:
+        """Blind transfer: REFER on the call to ``target`` (a SIP URI)."""
+        prm = self.pj.CallOpParam(True)
+        self.keep.append(prm)
+        self.pick(call).xfer(target, prm)
+        return {}
 
-    def cmd_play(self, path: str, timeout: float = 5.0, **_: Any) -> dict[str, Any]:
-        """Send a WAV file (looped) into the call."""
-        media = self._audio(timeout)
+    def cmd_xfer_replaces(self, dest: int, call: int | None = None, **_: Any) -> dict[str, Any]:
+        """Attended transfer: REFER on the call with Replaces naming call ``dest``."""
+        prm = self.pj.CallOpParam(True)
+        self.keep.append(prm)
+        self.pick(call).xferReplaces(self.calls[dest], prm)
+        return {}
+
+    def cmd_wait_transfer(self, timeout: float = 10.0, **_: Any) -> dict[str, Any]:
+        """Wait for the final NOTIFY of our REFER; returns every status seen."""
+        if not self.wait_for(lambda: any(t["final"] for t in self.transfers), timeout):
+            raise TimeoutError(f"no final NOTIFY: {self.transfers}")
+        return {"transfers": list(self.transfers)}
+
+    def cmd_dialog(self, call: int | None = None, **_: Any) -> dict[str, Any]:
+        """The call's Call-ID and tags, as this phone sees its dialog."""
+        target = self.pick(call)
+        info = target.getInfo()
+        return {"call_id": str(info.callIdString), **target.tags}
+
+    def cmd_media_changes(self, call: int | None = None, **_: Any) -> dict[str, Any]:
+        return {"count": self.pick(call).media_changes}
+
+    def _audio(self, timeout: float, call: int | None = None) -> Any:
+        target = self.pick(call)
+        if not self.wait_for(lambda: target.media_active, timeout):
+            raise TimeoutError("no active media")
+        return target, target.getAudioMedia(-1)
+
+    def cmd_play(
+        self, path: str, timeout: float = 5.0, call: int | None = None, **_: Any
+    ) -> dict[str, Any]:
+        """Send a WAV file (looped) into the call (again after each re-INVITE)."""
+        target, media = self._audio(timeout, call)
         player = self.pj.AudioMediaPlayer()
         player.createPlayer(path)
         player.startTransmit(media)
+        target.players.append(player)
         self.players.append(player)
         self.keep.append(player)
         return {}
 
-    def cmd_record(self, path: str, timeout: float = 5.0, **_: Any) -> dict[str, Any]:
-        """Record what the call receives into a WAV file."""
-        media = self._audio(timeout)
+    def cmd_record(
+        self, path: str, timeout: float = 5.0, call: int | None = None, **_: Any
+    ) -> dict[str, Any]:
+        """Record what the call receives into a WAV file (across re-INVITEs)."""
+        target, media = self._audio(timeout, call)
         recorder = self.pj.AudioMediaRecorder()
         recorder.createRecorder(path)
         media.startTransmit(recorder)
+        target.recorders.append(recorder)
         self.keep.append(recorder)
         return {}
 
-    def cmd_dtmf(self, digits: str, **_: Any) -> dict[str, Any]:
+    def cmd_dtmf(self, digits: str, call: int | None = None, **_: Any) -> dict[str, Any]:
         """Send ``digits`` in the current call (RFC 4733, pjsua2's default method)."""
-        self.call.dialDtmf(digits)
+        self.pick(call).dialDtmf(digits)
         return {}
 
-    def cmd_info(self, **_: Any) -> dict[str, Any]:
-        info = self.call.getInfo()
+    def cmd_info(self, call: int | None = None, **_: Any) -> dict[str, Any]:
+        info = self.pick(call).getInfo()
         return {"state": str(info.stateText), "status": int(info.lastStatusCode)}
 
     def cmd_sleep(self, seconds: float = 1.0, **_: Any) -> dict[str, Any]:

@@ -28,7 +28,12 @@ from switch.call import (
     Target,
     failure_outcome,
 )
-from switch.sip.dialog_events import CallAnswered, InDialogRequestReceived
+from switch.sip.dialog_events import (
+    CallAnswered,
+    InDialogRequestReceived,
+    PrackReceived,
+    ProvisionalReceived,
+)
 from switch.sip.endpoint import Endpoint
 from switch.sip.events import RequestReceived
 from switch.sip.invite import InviteSession, SendAck, SendCancel, SendRequest, SendResponse
@@ -81,6 +86,9 @@ def test_table_is_the_one_the_brief_names() -> None:
 
 @dataclass
 class World:
+    """Phones ``a`` and ``b`` (and ``c`` when given), the switch's transaction layer,
+    its calls (``call`` first, then ``others``), all on one simulated clock."""
+
     a: Side
     b: Side
     sw: TransactionLayer
@@ -90,30 +98,47 @@ class World:
     ended: list[CallEnded] = field(default_factory=list)
     wire: list[tuple[float, bytes, Endpoint, Endpoint]] = field(default_factory=list)
     ring_timeout: float = 60.0
+    c: Side | None = None
+    others: list[Call] = field(default_factory=list)
 
-    def execute(self) -> None:
-        assert self.call is not None
-        for cmd in self.call.commands():
+    def calls(self) -> list[Call]:
+        return ([self.call] if self.call is not None else []) + self.others
+
+    def sides(self) -> list[Side]:
+        return [self.a, self.b] + ([self.c] if self.c is not None else [])
+
+    def execute(self, call: Call | None = None) -> None:
+        call = call or self.call
+        assert call is not None
+        for cmd in call.commands():
             if isinstance(cmd, LegSend):
-                c = cmd.command
-                if isinstance(c, SendRequest):
-                    self.sw.send_request(c.request, cmd.dest, self.now)
-                elif isinstance(c, SendAck):
-                    self.sw.send_ack_2xx(c.ack, cmd.dest)
-                elif isinstance(c, SendResponse):
-                    with contextlib.suppress(NoSuchTransaction):
-                        self.sw.send_response(c.response, self.now)
-                elif isinstance(c, SendCancel):
-                    self.sw.cancel(ClientKey(c.invite.branch or "", "INVITE"), self.now)
+                self.send(cmd)
             elif isinstance(cmd, CallEnded):
                 self.ended.append(cmd)
             else:
-                self.media.append(cmd)
+                self.on_command(call, cmd)
+
+    def send(self, cmd: LegSend) -> None:
+        c = cmd.command
+        if isinstance(c, SendRequest):
+            self.sw.send_request(c.request, cmd.dest, self.now)
+        elif isinstance(c, SendAck):
+            self.sw.send_ack_2xx(c.ack, cmd.dest)
+        elif isinstance(c, SendResponse):
+            with contextlib.suppress(NoSuchTransaction):
+                self.sw.send_response(c.response, self.now)
+        elif isinstance(c, SendCancel):
+            self.sw.cancel(ClientKey(c.invite.branch or "", "INVITE"), self.now)
+
+    def on_command(self, call: Call, cmd: object) -> None:
+        """Relay and routing commands: recorded."""
+        self.media.append(cmd)
 
     def switch_events(self) -> None:
         while (event := self.sw.next_event()) is not None:
-            if self.call is not None and self.call.handle(event, self.now):
-                self.execute()
+            owner = next((c for c in self.calls() if c.handle(event, self.now)), None)
+            if owner is not None:
+                self.execute(owner)
                 continue
             if isinstance(event, RequestReceived) and event.request.method == "INVITE":
                 self.new_call(event)
@@ -154,11 +179,11 @@ class World:
 
     def settle(self) -> None:
         for _ in range(50):
-            self.a.pump(self.now)
-            self.b.pump(self.now)
+            for side in self.sides():
+                side.pump(self.now)
             self.switch_events()
             moved = False
-            for side in (self.a, self.b):
+            for side in self.sides():
                 for data, _dest in side.layer.datagrams_to_send():
                     self.wire.append((self.now + 0.01, data, side.addr, SW))
                     moved = True
@@ -172,10 +197,10 @@ class World:
         self.settle()
         while True:
             times = [t for t, *_ in self.wire]
-            times += self.a.timers() + self.b.timers()
+            for side in self.sides():
+                times += side.timers()
             times += [t for t in (self.sw.get_timer(),) if t is not None]
-            if self.call is not None and (t := self.call.get_timer()) is not None:
-                times.append(t)
+            times += [t for c in self.calls() if (t := c.get_timer()) is not None]
             if not times or min(times) > until:
                 break
             self.now = max(self.now, min(times))
@@ -186,14 +211,18 @@ class World:
                 if dst == SW:
                     self.sw.receive(message, src, self.now)
                 else:
-                    target = self.a if (dst.host, dst.port) == (A.host, A.port) else self.b
+                    target = next(
+                        s
+                        for s in self.sides()
+                        if (s.addr.host, s.addr.port) == (dst.host, dst.port)
+                    )
                     target.layer.receive(message, SW, self.now)
             self.sw.handle_timer(self.now)
-            self.a.fire(self.now)
-            self.b.fire(self.now)
-            if self.call is not None:
-                self.call.handle_timer(self.now)
-                self.execute()
+            for side in self.sides():
+                side.fire(self.now)
+            for call in self.calls():
+                call.handle_timer(self.now)
+                self.execute(call)
             self.settle()
         self.now = max(self.now, until)
 
@@ -301,3 +330,51 @@ def test_hold_from_caller_is_relayed_with_sdp_anchored() -> None:
     assert b"192.0.2.10" in reinvites[0].body
     last_a = [m for m in w.media if isinstance(m, MediaUpdate) and m.side == "a"][-1]
     assert (last_a.sends, last_a.receives) == (True, False)
+
+
+def test_reliable_provisionals_end_to_end_when_both_phones_support_100rel() -> None:
+    """RFC 3262 through the B2BUA: the callee is offered 100rel because the caller
+    supports it; its reliable 183 (with the answer) is PRACKed by the switch and
+    reaches the caller reliably, which PRACKs it; then the 200."""
+    w = world()
+    w.a.config = config(A, use_100rel=True)
+
+    def on_invite(side: Side, leg: InviteSession, now: float) -> None:
+        assert leg.invite is not None
+        assert "100rel" in leg.invite.headers.tokens("Supported")
+        leg.respond(183, body=ANSWER, reliable=True, now=now)
+        leg.respond(200, body=ANSWER, now=now)  # held until the PRACK (RFC 3262 §3)
+
+    w.b.on_invite = on_invite
+    caller = w.dial()
+    w.run(2.0)
+    assert w.call is not None
+    assert w.call.state is CallState.CONNECTED
+    provisional = [
+        e for _, e in w.a.events if isinstance(e, ProvisionalReceived) and e.response.status > 100
+    ]
+    assert [(p.response.status, p.reliable) for p in provisional] == [(183, True)]
+    assert provisional[0].sdp is not None
+    assert b"m=audio 20000 " in provisional[0].sdp.body
+    # The switch PRACKed the callee's 183; the caller PRACKed ours (the switch's 200
+    # to the caller waits for it: the 183 carried the answer).
+    assert [e for _, e in w.b.events if isinstance(e, PrackReceived)]
+    assert caller.state.name == "CONFIRMED"
+
+
+def test_a_caller_that_does_not_support_100rel_gets_unreliable_provisionals() -> None:
+    w = world()
+
+    def on_invite(side: Side, leg: InviteSession, now: float) -> None:
+        assert leg.invite is not None
+        assert "100rel" not in leg.invite.headers.tokens("Supported")
+        leg.respond(180, now=now)
+        leg.respond(200, body=ANSWER, now=now)
+
+    w.b.on_invite = on_invite
+    w.dial()
+    w.run(2.0)
+    provisional = [
+        e for _, e in w.a.events if isinstance(e, ProvisionalReceived) and e.response.status > 100
+    ]
+    assert [(p.response.status, p.reliable) for p in provisional] == [(180, False)]

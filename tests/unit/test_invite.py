@@ -26,6 +26,7 @@ from switch.sip.invite import (
     OFFER_ANSWER,
     CallState,
     InviteSession,
+    LocalOrigin,
     OfferAnswer,
     OfferInput,
     OfferPending,
@@ -573,3 +574,50 @@ def test_sends_are_responses_for_uas_initial_answer() -> None:
     assert [type(c) for c in cmds] == [SendResponse]
     assert isinstance(cmds[0], SendResponse)
     assert cmds[0].response.to_tag == leg.local_tag
+
+
+# ------------------------------------------------------------------ LocalOrigin
+
+
+def _origin() -> LocalOrigin:
+    return LocalOrigin.local(
+        config(A),
+        ids("o"),
+        from_="<sip:401@pbx.test>",
+        to="<sip:403@pbx.test>",
+        request_uri=parse_uri("sip:403@pbx.test"),
+        now=0.0,
+        body=OFFER,
+    )
+
+
+def test_a_local_origin_answers_into_commands_and_confirms_at_once() -> None:
+    origin = _origin()
+    assert origin.initial_sdp is not None
+    assert origin.initial_sdp.kind == "offer"
+    origin.respond(180, now=0.0)
+    origin.respond(200, body=ANSWER, now=0.0)
+    statuses = [c.response.status for c in origin.commands() if isinstance(c, SendResponse)]
+    assert statuses == [180, 200]
+    assert origin.state is CallState.CONFIRMED
+    assert origin.get_timer() is None  # no 2xx retransmission: nobody to ACK
+    origin.hang_up(1.0)
+    assert origin.terminated
+    assert origin.commands() == []  # no BYE goes out
+    ended = origin.next_event()
+    assert isinstance(ended, SessionEnded)
+    assert ended.reason == "bye-sent"
+
+
+def test_a_local_origin_refused_ends_and_sends_nothing_else() -> None:
+    origin = _origin()
+    origin.hang_up(0.0, status=486)
+    (command,) = origin.commands()
+    assert isinstance(command, SendResponse)
+    assert command.response.status == 486
+    assert origin.terminated
+    with pytest.raises(SessionError):
+        origin.reinvite(OFFER, 1.0)
+    with pytest.raises(SessionError):
+        origin.respond(200, now=1.0)
+    assert not origin.handle(object(), 1.0)  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ from switch.sip.refer import (
     Replaces,
     SipFrag,
     match_replaces,
+    names_dialog,
     notify_headers,
     parse_refer_to,
     parse_referred_by,
@@ -126,3 +127,22 @@ def test_notify_headers_and_body() -> None:
         ("Event", "refer;id=7"),
         ("Subscription-State", "terminated;reason=noresource"),
     ]
+
+
+def test_names_dialog_in_the_rfc_orientation_and_either_way() -> None:
+    """RFC 3891 §3: to-tag = our local tag; ``either_way`` also accepts the far
+    phone's view (BLF dialog-info), never another Call-ID or another tag."""
+    dialog = _dialog(DialogState.EARLY, uac=True)  # local ft, remote tt
+    ours = Replaces("c1", dialog.local_tag, dialog.remote_tag)
+    theirs = Replaces("c1", dialog.remote_tag, dialog.local_tag)
+    assert names_dialog(ours, dialog)
+    assert not names_dialog(theirs, dialog)
+    assert names_dialog(theirs, dialog, either_way=True)
+    for wrong in (
+        Replaces("c2", dialog.local_tag, dialog.remote_tag),
+        Replaces("c1", dialog.local_tag, "other"),
+        Replaces("c1", dialog.local_tag, dialog.local_tag),
+    ):
+        assert not names_dialog(wrong, dialog, either_way=True)
+    assert match_replaces(theirs, [dialog]).status == 481
+    assert match_replaces(theirs, [dialog], either_way=True).status == 0

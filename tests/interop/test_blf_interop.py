@@ -24,6 +24,7 @@ from switch.sip.dialog_info import DialogInfo, DialogState, Direction, parse
 from switch.sip.message import Request, Response
 from switch.sip.parser import parse_message
 from tests.interop.phone import Phone
+from tests.interop.test_transfer_interop import talk
 from tests.sip_support import SwitchProcess
 
 pytestmark = pytest.mark.interop
@@ -202,5 +203,36 @@ def test_a_watcher_of_402_sees_early_confirmed_terminated_as_401_calls_402(
         assert last.event == "remote-bye"  # 401 hung up: the switch's BYE, seen from 402
         versions = [d.version for d in watcher.documents]
         assert versions == list(range(len(versions)))
+    finally:
+        watcher.close()
+
+
+def test_pickup_from_the_blf_key_connects_403_to_the_caller_with_audio(
+    three: tuple[Phone, Phone, Phone, str], switch_process: SwitchProcess, tmp_path: Path
+) -> None:
+    """What a BLF key does: the watcher's NOTIFY of ringing 402 gives the call-id
+    and tags; 403 sends INVITE with Replaces built from them alone; 401 is then
+    connected to 403 (tones checked both ways) and 402 stops ringing."""
+    p401, p402, p403, switch = three
+    watcher = Subscriber("403", "secret403", switch_process.sip_port)
+    try:
+        assert watcher.subscribe("402").status == 200
+        p401.command("call", target=f"sip:402@{switch}")
+        p402.command("wait_incoming")
+        early = watcher.until(dialog_in(DialogState.EARLY))
+        (ringing,) = [d for d in early.dialogs if d.state is DialogState.EARLY]
+        # RFC 4235 §3.5 and Poly/Aastra BLF keys: Replaces from the NOTIFY's view.
+        replaces = (
+            f"{ringing.call_id};to-tag={ringing.local_tag};from-tag={ringing.remote_tag};early-only"
+        )
+        p403.command("call", target=f"sip:402@{switch}", headers={"Replaces": replaces})
+        p403.command("wait_state", state="CONFIRMED")
+        p401.command("wait_state", state="CONFIRMED")
+        states = p402.command("wait_state", state="DISCONNECTED")["states"]
+        assert states[-1]["status"] == 487
+        watcher.until(dialog_in(DialogState.TERMINATED, ringing.call_id))
+        assert talk(p401, p403, tmp_path, "blf-pickup") == (2000, 1000)
+        p403.command("hangup")
+        p401.command("wait_state", state="DISCONNECTED")
     finally:
         watcher.close()

@@ -27,6 +27,7 @@ from routing.linesettings import LineSettings
 from switch.line_settings import SqliteLineSettingsStore, line_settings_db_path
 from tests.features_support import confirmation
 from tests.interop.phone import Phone
+from tests.interop.test_calls import heard, tone_file
 from tests.interop.test_trunk import STARTED, finish, messages, sipp, wait_bound
 from tests.sip_support import SwitchProcess
 
@@ -175,3 +176,43 @@ def test_record_pre_answer_from_a_phone_then_callers_hear_it(
     assert dominant_frequency(pcm, rate, [440, 800, 1000]) == 800
     assert dial_and_listen(switch_process, tmp_path, "*35*1")[0] == "accepted"
     assert stored(switch_process).pre_answer.plays
+
+
+def test_forward_set_by_star_code_sends_calls_for_unregistered_401_to_402(
+    switch_process: SwitchProcess, tmp_path: Path
+) -> None:
+    """The issue's example end to end: 401's phone dials ``*24*402`` and hears it
+    accepted, then unregisters; 403 calls 401 and it is 402 that rings and talks."""
+    registrar = f"sip:127.0.0.1:{switch_process.sip_port}"
+    with (
+        phone(switch_process, tmp_path, "401-desk") as p401,
+        Phone(name="402", log_path=str(tmp_path / "402.log")) as p402,
+        Phone(name="403", log_path=str(tmp_path / "403.log")) as p403,
+    ):
+        for other, user in ((p402, "402"), (p403, "403")):
+            other.command("init", transport="udp", codec="PCMU/8000")
+            result = other.command(
+                "register", registrar=registrar, user=user, password=f"secret{user}"
+            )
+            assert result["status"] == 200, result
+        record = tmp_path / "code.wav"
+        p401.command("call", target=f"sip:*24*402@127.0.0.1:{switch_process.sip_port}")
+        p401.command("record", path=str(record), timeout=5.0)
+        p401.command("wait_state", state="DISCONNECTED", timeout=15.0)
+        assert stored(switch_process).forwarding.unreachable == "402"
+        assert p401.command("unregister")["status"] == 200
+
+        p403.command("call", target=f"sip:401@127.0.0.1:{switch_process.sip_port}")
+        invite = p402.command("wait_incoming")
+        assert invite  # 402 rings for 401
+        p402.command("answer")
+        p403.command("wait_state", state="CONFIRMED")
+        p402.command("play", path=tone_file(tmp_path / "1k.wav", 1000))
+        p403.command("record", path=str(tmp_path / "at403.wav"))
+        p403.command("sleep", seconds=1.5)
+        p403.command("hangup")
+        p402.command("wait_state", state="DISCONNECTED")
+    with wave.open(str(record)) as confirmation_wav:
+        pcm = confirmation_wav.readframes(confirmation_wav.getnframes())
+        assert confirmation(pcm, confirmation_wav.getframerate()) == "accepted"
+    assert heard(tmp_path / "at403.wav") == 1000

@@ -9,7 +9,6 @@ is proved is that the relay joined the right two phones, not that packets flow.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,30 +18,6 @@ from tests.interop.test_calls import cdr_rows, heard, tone_file
 from tests.sip_support import SwitchProcess
 
 pytestmark = pytest.mark.interop
-
-
-@pytest.fixture
-def three(
-    switch_process: SwitchProcess, tmp_path: Path
-) -> Iterator[tuple[Phone, Phone, Phone, str]]:
-    registrar = f"sip:127.0.0.1:{switch_process.sip_port}"
-    with (
-        Phone(name="401", log_path=str(tmp_path / "401.log")) as p401,
-        Phone(name="402", log_path=str(tmp_path / "402.log")) as p402,
-        Phone(name="403", log_path=str(tmp_path / "403.log")) as p403,
-    ):
-        for phone, user in ((p401, "401"), (p402, "402"), (p403, "403")):
-            phone.command(
-                "init",
-                transport="udp",
-                codec="PCMU/8000",
-                log_level=int(os.environ.get("PJ_LOG", "0")),
-            )
-            result = phone.command(
-                "register", registrar=registrar, user=user, password=f"secret{user}"
-            )
-            assert result["status"] == 200, result
-        yield p401, p402, p403, f"127.0.0.1:{switch_process.sip_port}"
 
 
 def talk(first: Phone, second: Phone, tmp_path: Path, label: str) -> tuple[float | None, ...]:

@@ -103,7 +103,7 @@ from switch.sip.invite import (
     SessionConfig,
     SessionIds,
 )
-from switch.sip.message import Request
+from switch.sip.message import Request, Response
 from switch.sip.transaction import ClientKey
 from switch.sip.transaction_layer import NoSuchTransaction
 from switch.sip.uri import parse_uri
@@ -320,22 +320,13 @@ class B2bua:
         if trunk is not None:
             self._new_trunk_call(event, trunk, from_uri.user or "", called_user, now)
             return
-        company = self.directory.company_for_domain(from_uri.host) if from_uri.is_sip else None
-        user = from_uri.user or ""
-        if company is None or company.line(user) is None:
-            # Not one of our lines: no call is placed for an unknown source.
-            self._refuse(request, 403)
-            return
-        refused = self.registrar.authenticate(
-            request, source.host, user, company.domain, now, proxy=True
-        )
-        if refused is not None:
-            self.stats[f"challenged_{refused.status}"] += 1
+        # Only for one of our lines, digest-authenticated (no open relay).
+        caller = self.registrar.authenticate_line(request, from_uri, source.host, now)
+        if isinstance(caller, Response):
+            self.stats[f"refused_{caller.status}"] += 1
             with contextlib.suppress(NoSuchTransaction):
-                self.stack.send_response(refused)
+                self.stack.send_response(caller)
             return
-        caller = company.line(user)
-        assert caller is not None
         if self.active[caller.key] >= caller.max_calls:
             self._refuse(request, 486)
             return
@@ -344,7 +335,7 @@ class B2bua:
             return
         running = self._start(event, caller.key, called_user, line=caller.key, now=now)
         if running is not None:
-            self._spawn(self._setup(running, company.domain, caller, called_user))
+            self._spawn(self._setup(running, caller.domain, caller, called_user))
 
     def _start(
         self, event: RequestReceived, caller: str, called: str, *, line: str, now: float

@@ -70,7 +70,7 @@ from switch.sip.events import (
 )
 from switch.sip.invite import CallState as LegState
 from switch.sip.invite import InviteSession
-from switch.sip.message import Request
+from switch.sip.message import Request, Response
 from switch.sip.subscription import (
     Notifier,
     NotifierConfig,
@@ -328,18 +328,13 @@ class Blf:
         except ParseError as exc:
             self._reply(request, 400, exc.reason)
             return
-        company = self.directory.company_for_domain(from_uri.host) if from_uri.is_sip else None
-        user = from_uri.user or ""
-        if company is None or company.line(user) is None:
-            self._reply(request, 403)
-            return
-        refused = self.registrar.authenticate(
-            request, source.host, user, company.domain, now, proxy=True
-        )
-        if refused is not None:
+        subscriber = self.registrar.authenticate_line(request, from_uri, source.host, now)
+        if isinstance(subscriber, Response):
             with contextlib.suppress(NoSuchTransaction):
-                self.stack.send_response(refused)
+                self.stack.send_response(subscriber)
             return
+        company = self.directory.company(subscriber.company)
+        assert company is not None
         watched_user = target_uri.user or to_uri.user or ""
         host = target_uri.host if target_uri.user else to_uri.host
         other = self.directory.company_for_domain(host)

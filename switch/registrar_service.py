@@ -65,7 +65,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from switch.admission import DEVICE_NOT_DECLARED, Admission, Ban, device_mismatch
-from switch.directory import Directory, normalize_domain
+from switch.directory import Directory, Line, normalize_domain
 from switch.location import AsyncLocationStore, LocationStoreError
 from switch.registrar import Binding, Registrar
 from switch.settings import RegistrarSettings
@@ -89,7 +89,7 @@ from switch.sip.events import (
 )
 from switch.sip.message import Headers, Request, Response
 from switch.sip.transaction import ClientKey, TransactionKey
-from switch.sip.uri import parse_uri
+from switch.sip.uri import Uri, parse_uri
 from switch.sip.via import is_ip
 
 log = logging.getLogger(__name__)
@@ -429,6 +429,22 @@ class RegistrarService:
             status, reason = DEVICE_NOT_DECLARED
             return self._reply(request, status, reason)
         return await self._register(request, line.aor, source)
+
+    def authenticate_line(
+        self, request: Request, from_uri: Uri, host: str, now: float
+    ) -> Line | Response:
+        """A request made on behalf of one of our lines (INVITE, SUBSCRIBE): the line,
+        or the response that refuses it: ``403`` when ``From`` names no line of ours
+        (nothing is done for an unknown source), else the digest's challenge or
+        refusal (``407``, as a proxy asks; ``authenticate``)."""
+        company = self.directory.company_for_domain(from_uri.host) if from_uri.is_sip else None
+        line = company.line(from_uri.user or "") if company is not None else None
+        if company is None or line is None:
+            return self.core.reply(request, 403)
+        refused = self.authenticate(
+            request, host, from_uri.user or "", company.domain, now, proxy=True
+        )
+        return line if refused is None else refused
 
     def authenticate(
         self, request: Request, host: str, user: str, realm: str, now: float, *, proxy: bool = False

@@ -25,8 +25,9 @@ from switch.sip.dialog_events import CallAnswered, InDialogRequestReceived
 from switch.sip.events import RequestReceived
 from switch.sip.invite import InviteSession
 from switch.sip.uri import parse_uri
-from tests.unit.sip_legs import ANSWER, OFFER, Side, config, ids
+from tests.unit.sip_legs import ANSWER, OFFER, Side, answer_with, config, ids
 from tests.unit.test_call import RELAY, SW, T0, B, World, world
+from tests.unit.test_call_transfer import connected, refer, transfer_world
 
 A_KEYS = bytes(range(100, 146))
 B_KEYS = bytes(range(46))
@@ -254,3 +255,34 @@ def test_hold_and_resume_keep_srtp_on_the_callee_leg() -> None:
     # The plain caller's answers stay plain.
     a_answers = [m for m in w.media if isinstance(m, MediaUpdate) and m.side == "a"]
     assert all(u.srtp is None for u in a_answers)
+
+
+def test_a_transfer_re_offers_srtp_to_the_srtp_callee_it_moves() -> None:
+    """401 calls 402 (SRTP only) and transfers it to 403: 402's leg joins 403's call
+    (as its side a), whose re-offer keeps SRTP with that call's own key."""
+    w = transfer_world()
+    w.srtp_keys = (A_KEYS, B_KEYS)
+    w.srtp = {"402": "require"}
+    w.b.on_invite = answer_with((180, b""), (200, srtp_answer()))
+
+    def b_phone(side: Side, leg: InviteSession, event: object, now: float) -> None:
+        if isinstance(event, InDialogRequestReceived):
+            body = srtp_answer() if event.request.method == "INVITE" else b""
+            leg.respond_to(event.request, 200, now=now, body=body)
+
+    w.b.react = b_phone
+    caller, _x = connected(w)
+    refer(caller, w, "<sip:403@pbx.test>")
+    w.run(1.5)
+    t = w.blind()
+    w.run(3.0)
+    assert t.state is CallState.CONNECTED
+    assert t.a.leg.call_id == w.b.leg.call_id  # 402 moved into the new call
+    (offer,) = reinvites(w.b)
+    media = offer.media[0]
+    assert media.proto == "RTP/SAVP"
+    (crypto,) = crypto_attributes(media)
+    assert (crypto.tag, crypto.suite, crypto.key()) == (1, SRTP_SUITES[0], A_KEYS[:30])
+    to_402 = [u for u in w.media if isinstance(u, MediaUpdate) and u.rtp == ("192.0.2.2", 5000)]
+    assert to_402[-1].side == "a"
+    assert to_402[-1].srtp == ("AES_CM_128_HMAC_SHA1_80", PHONE_KEY, A_KEYS[:30])

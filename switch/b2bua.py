@@ -580,6 +580,7 @@ class B2bua:
                 label=label,
                 extra=features.phone_identity(from_),
                 line=callee.key,
+                srtp=callee.device.srtp,
             )
             for binding in bindings
             if binding.reachable and not binding.expired(at)

@@ -34,8 +34,13 @@ SDP is ``RTP/SAVP`` with an ``a=crypto`` of a suite in ``SRTP_SUITES`` makes its
 leg *secure*. Every SDP the switch sends on a secure leg carries the switch's own
 ``a=crypto`` (same suite, the phone's tag), every SDP on a plain leg is plain
 ``RTP/AVP`` without ``a=crypto``; ``MediaUpdate.srtp`` gives the relay the
-phone's key (to decrypt) and the switch's (to encrypt). B legs are offered plain
-RTP. Without ``srtp_keys`` SDES lines cross the switch untouched.
+phone's key (to decrypt) and the switch's (to encrypt). B legs are offered
+what their ``Target.srtp`` says (the callee's declared phone): ``off`` plain
+RTP/AVP; ``offer`` RTP/AVP with the switch's ``a=crypto`` for each of
+``SRTP_SUITES`` (best effort: an answer with ``a=crypto`` makes the leg secure,
+one without leaves it plain); ``require`` the same as RTP/SAVP, where an answer
+without a usable ``a=crypto`` fails that B leg (488, ``srtp-refused``). Without
+``srtp_keys`` SDES lines cross the switch untouched.
 
 Transfers and pickups (``docs/transfer.md``; ``switch.transfer`` decides which
 calls): the two bridged parties are ``a`` and ``winner`` (relay sides a and b),
@@ -57,6 +62,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Literal
 
 from media.dtmf import DtmfError, parse_info
 from media.sdp import (
@@ -76,6 +82,7 @@ from media.sdp import (
     negotiate,
     select_crypto,
     set_direction,
+    set_secure,
     strip_crypto,
 )
 from switch.sip.dialog import Dialog
@@ -331,6 +338,10 @@ class Limits:
     max_duration: float = 4 * 3600.0  # answered calls are hung up: safeguard
 
 
+# What a B leg's INVITE offers (``switch.directory.Device.srtp``, the module docstring).
+SrtpOffer = Literal["off", "offer", "require"]
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     """One B leg to start: the callee's contact and where to send."""
@@ -344,6 +355,7 @@ class Target:
     label: str = ""  # for the CDR: the line or contact called
     extra: tuple[tuple[str, str], ...] = ()  # more INVITE headers (PAI, Diversion, History-Info)
     line: str = ""  # the line (or trunk) key the leg counts against, if known
+    srtp: SrtpOffer = "off"  # SDES-SRTP offered to the callee
 
 
 # Transfers: the referrer gets its BYE when its final NOTIFY is answered, or after
@@ -407,6 +419,7 @@ class Party:
     crypto: Crypto | None = None  # the phone's accepted a=crypto: SRTP terminated here
     line: str = ""  # the line (or trunk) key the leg counts against, if known
     heard: SessionDescription | None = None  # the last SDP the phone sent
+    srtp: SrtpOffer = "off"  # B legs: SDES-SRTP offered in our INVITE (``Target.srtp``)
 
 
 @dataclass(slots=True)
@@ -568,7 +581,7 @@ class Call:
         for target in targets:
             sent = None
             if offer is not None:
-                sent = self._anchor_sdp("b", offer, None, None)
+                sent = self._b_offer(offer, target.srtp)
             config = target.config
             if a_100rel and not config.use_100rel:
                 config = replace(config, use_100rel=True)
@@ -584,7 +597,9 @@ class Call:
                 extra=target.extra + self.leg_headers,
             )
             label = target.label or str(target.request_uri)
-            attempt.append(Party(leg, "b", target.dest, label=label, sent=sent, line=target.line))
+            party = Party(leg, "b", target.dest, label=label, sent=sent, line=target.line)
+            party.srtp = target.srtp if self._srtp_keys is not None else "off"
+            attempt.append(party)
         self.b.extend(attempt)
         self._all.extend(attempt)
         self._attempt = attempt
@@ -827,17 +842,7 @@ class Call:
         elif isinstance(event, CallFailed):
             party.final_status = event.status
             party.failure = _failure_cause(event)
-            if party not in self._attempt:
-                return  # a leg of an earlier dial, already given up
-            settled = all(b.failure is not None for b in self._attempt)
-            if settled and self.winner is None and self.state < CallState.ENDING:
-                failures = [b.failure for b in self._attempt if b.failure is not None]
-                ranked = [(failure_outcome(*f), f) for f in failures]
-                best, (status, cause) = min(ranked, key=lambda r: _PRECEDENCE.index(r[0]))
-                if self.routed:
-                    self._dial_failed(best, cause or str(status), now)
-                elif self.state < CallState.CONNECTED:
-                    self._fail_call(best, cause or str(status), now)
+            self._b_failed(party, now)
         elif isinstance(event, InDialogRequestReceived):
             self._on_in_dialog_request(party, event, now)
         elif isinstance(event, InDialogResponseReceived):
@@ -850,6 +855,20 @@ class Call:
             self.a.leg.hang_up(now)
             self._finish(Outcome.ANSWERED, f"callee-{event.reason}", now)
 
+    def _b_failed(self, party: Party, now: float) -> None:
+        """``party`` (a B leg) has failed: once every leg of the dial has, so has the dial."""
+        if party not in self._attempt:
+            return  # a leg of an earlier dial, already given up
+        settled = all(b.failure is not None for b in self._attempt)
+        if settled and self.winner is None and self.state < CallState.ENDING:
+            failures = [b.failure for b in self._attempt if b.failure is not None]
+            ranked = [(failure_outcome(*f), f) for f in failures]
+            best, (status, cause) = min(ranked, key=lambda r: _PRECEDENCE.index(r[0]))
+            if self.routed:
+                self._dial_failed(best, cause or str(status), now)
+            elif self.state < CallState.CONNECTED:
+                self._fail_call(best, cause or str(status), now)
+
     def _on_provisional(self, party: Party, event: ProvisionalReceived, now: float) -> None:
         status = event.response.status
         if status == 100 or self.state >= CallState.CONNECTED:
@@ -859,7 +878,7 @@ class Call:
         body = b""
         if event.sdp is not None and event.sdp.kind == "answer":
             sdp = self._parse(event.sdp)
-            if sdp is not None:
+            if sdp is not None and not self._refuses_srtp(party, sdp):
                 self._media_from(party, sdp)
                 if self._local is None:
                     body = self._anchored(self.a, sdp)
@@ -885,6 +904,14 @@ class Call:
         if self.winner is not None or self.state >= CallState.ENDING or party not in self._attempt:
             party.leg.bye(now)  # another B leg answered first, or the caller left
             return
+        sdp = self._parse(event.sdp) if event.sdp is not None else None
+        if not event.awaiting_answer and sdp is not None and self._refuses_srtp(party, sdp):
+            # Our RTP/SAVP offer answered without SRTP: no session to keep (the ACK
+            # is sent, then a BYE); the leg fails like a 488 would have.
+            party.leg.bye(now)
+            party.failure = (488, "srtp-refused")
+            self._b_failed(party, now)
+            return
         self.winner = party
         self._ring_deadline = None
         for other in self._attempt:
@@ -892,7 +919,6 @@ class Call:
                 other.leg.hang_up(now)
         if self.routed:
             self._commands.append(TargetAnswered(party.label))
-        sdp = self._parse(event.sdp) if event.sdp is not None else None
         if sdp is not None:
             self._media_from(party, sdp)
             self._codecs = _codec_names(sdp)
@@ -1431,11 +1457,14 @@ class Call:
         sdp: SessionDescription,
         previous: SessionDescription | None,
         crypto: Crypto | None,
+        *,
+        secure: bool = True,
     ) -> SessionDescription:
         """``sdp`` (from the other side) rewritten for the leg on ``side``: the
         first audio stream at that side's relay port, any other stream refused;
         with SRTP termination, the switch's ``a=crypto`` when ``crypto`` (the
-        phone's) is given, else plain RTP."""
+        phone's) is given, on RTP/SAVP (RTP/AVP when not ``secure``: best-effort
+        SRTP agreed that way), else plain RTP."""
         assert self.media is not None
         port = self.media.a_port if side == "a" else self.media.b_port
         first = next(
@@ -1445,7 +1474,7 @@ class Call:
             media = strip_crypto(sdp.media[first])
             if crypto is not None:
                 key = base64.b64encode(self._own_key(side, crypto.suite)).decode()
-                media = add_crypto(media, crypto.suite, key, tag=crypto.tag)
+                media = set_secure(add_crypto(media, crypto.suite, key, tag=crypto.tag), secure)
             sdp = replace(sdp, media=(*sdp.media[:first], media, *sdp.media[first + 1 :]))
         ports = [port if i == first else 0 for i in range(len(sdp.media))]
         return anchor(
@@ -1458,8 +1487,45 @@ class Call:
 
     def _anchored(self, party: Party, sdp: SessionDescription) -> bytes:
         """``sdp`` (from the other side) rewritten for ``party``'s leg, remembered."""
-        party.sent = self._anchor_sdp(party.side, sdp, party.sent, party.crypto)
+        party.sent = self._anchor_sdp(
+            party.side,
+            sdp,
+            party.sent,
+            party.crypto,
+            secure=_savp(party.heard) or party.srtp != "offer",
+        )
         return party.sent.serialize()
+
+    def _b_offer(self, offer: SessionDescription, srtp: SrtpOffer) -> SessionDescription:
+        """A's offer as a B leg's INVITE offers it: anchored on side b and, when the
+        callee's phone wants SDES-SRTP, with the switch's ``a=crypto`` for each of
+        ``SRTP_SUITES`` (tags 1, 2...: RFC 4568 §9.1, in order of preference) on
+        RTP/SAVP (``require``) or RTP/AVP (``offer``, best effort)."""
+        sent = self._anchor_sdp("b", offer, None, None)
+        first = _first_audio(sent)
+        if srtp == "off" or self._srtp_keys is None or first is None:
+            return sent
+        media = sent.media[first]  # its a=crypto stripped by _anchor_sdp
+        for tag, suite in enumerate(SRTP_SUITES, start=1):
+            key = base64.b64encode(self._own_key("b", suite)).decode()
+            media = add_crypto(media, suite, key, tag=tag)
+        media = set_secure(media, srtp == "require")
+        return replace(sent, media=(*sent.media[:first], media, *sent.media[first + 1 :]))
+
+    def _refuses_srtp(self, party: Party, answer: SessionDescription) -> bool:
+        """``answer`` does not take up the RTP/SAVP we offered ``party``. RFC 3264 §6:
+        the answer's stream uses the offered transport; RFC 4568 §7.1.3: without a
+        valid ``a=crypto`` for one we offered, the SRTP negotiation has failed."""
+        if party.srtp != "require" or party.sent is None:
+            return False
+        first = _first_audio(answer)
+        if first is None or "SAVP" not in answer.media[first].proto:
+            return True
+        try:
+            crypto = select_crypto(answer.media[first], SRTP_SUITES)
+            return crypto is None or not crypto.key()
+        except SdpError:
+            return True
 
     def _own_key(self, side: str, suite: str) -> bytes:
         """The switch's SRTP key||salt for the leg on ``side``, sized for ``suite``."""
@@ -1470,7 +1536,8 @@ class Call:
     def _srtp_from(self, party: Party, media: Media) -> tuple[str, bytes, bytes] | None:
         """Whether ``party``'s phone uses SDES-SRTP in ``media`` (then terminated here)."""
         party.crypto = None
-        if self._srtp_keys is None or "SAVP" not in media.proto:
+        # Best-effort SRTP (``offer``) is agreed on RTP/AVP with a=crypto.
+        if self._srtp_keys is None or ("SAVP" not in media.proto and party.srtp != "offer"):
             return None
         try:
             crypto = select_crypto(media, SRTP_SUITES)
@@ -1559,6 +1626,12 @@ class Call:
 def _awaits_answer(leg: InviteSession) -> bool:
     """The leg's own INVITE (ours to answer) is not answered yet."""
     return leg.role is Role.UAS and leg.state < LegState.ANSWERED
+
+
+def _savp(sdp: SessionDescription | None) -> bool:
+    """The first audio stream of ``sdp`` is on a secure profile (RTP/SAVP, RTP/SAVPF)."""
+    first = None if sdp is None else _first_audio(sdp)
+    return sdp is not None and first is not None and "SAVP" in sdp.media[first].proto
 
 
 def _first_audio(sdp: SessionDescription) -> int | None:
@@ -1700,6 +1773,7 @@ __all__ = [
     "MediaPlan",
     "MediaUpdate",
     "Outcome",
+    "SrtpOffer",
     "Target",
     "TargetAnswered",
     "failure_outcome",

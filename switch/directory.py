@@ -21,7 +21,7 @@ also the digest realm of its lines. One file describes them all::
             name: Alice Martin           # display name
             direct_number: "+33140000401"
             ha1: {md5: ..., sha256: ...} # H(401:pbx.test:password), see below
-            device: {model: vvx, mac: "00:04:f2:ab:cd:01"}
+            device: {model: vvx, mac: "00:04:f2:ab:cd:01", srtp: off}
             restrictions: {direct: 10, forwarded: 10}
             max_calls: 5
             voicemail: {enabled: true, pin_hash: "pbkdf2-sha256$..."}
@@ -49,7 +49,9 @@ Rules (PRODUCT.md, hosted PBX; RESTRICTIONS.md):
   the number of a group of the company that has a ``direct_number``.
 - ``device`` is the declared phone: ``model`` ``vvx`` (Poly VVX), ``67i``
   (Aastra/Mitel 67xxi and 68xxi) or ``softphone``; ``mac`` (12 hex digits, any
-  separators, stored lower-case) is required for ``vvx`` and ``67i``.
+  separators, stored lower-case) is required for ``vvx`` and ``67i``; ``srtp``
+  (``off``, ``offer``, ``require``; default ``off``) is what the switch offers
+  the phone on calls to it (SDES-SRTP, ``docs/media.md``).
 - Credentials: ``ha1`` holds ``H(extension ":" domain ":" password)`` per
   algorithm (``md5``, ``sha256``: RFC 7616 §3.4.2), at least one. A clear
   ``password:`` is accepted on input; the switch replaces it by ``ha1:`` in the
@@ -104,6 +106,8 @@ from switch.sip.auth import ha1 as compute_ha1
 DIRECTORY_FILE = "directory.yaml"
 
 DeviceModel = Literal["vvx", "67i", "softphone"]
+# What the phone is set up to accept on calls to it (Poly sec.srtp.*, 67i SRTP 0/1/2).
+SrtpMode = Literal["off", "offer", "require"]
 HARDWARE_MODELS: tuple[DeviceModel, ...] = ("vvx", "67i")
 
 # YAML key -> RFC 7616 algorithm name (as ``switch.sip.auth`` spells it).
@@ -341,6 +345,9 @@ class Device(_Model):
 
     model: DeviceModel
     mac: Mac | None = None
+    # SDES-SRTP on calls to the phone (docs/media.md): ``off`` plain RTP/AVP (default),
+    # ``offer`` RTP/AVP with the switch's a=crypto (best effort), ``require`` RTP/SAVP.
+    srtp: SrtpMode = "off"
 
     @model_validator(mode="after")
     def _hardware_has_mac(self) -> Device:

@@ -23,6 +23,7 @@ from switch.call import (
     MediaPlan,
     MediaUpdate,
     Party,
+    SrtpOffer,
     Target,
     TransferAbandoned,
     TransferRequested,
@@ -72,7 +73,7 @@ def phone(name: str):  # type: ignore[no-untyped-def]
     return react
 
 
-def target(user: str, dest: Endpoint) -> Target:
+def target(user: str, dest: Endpoint, srtp: SrtpOffer = "off") -> Target:
     return Target(
         parse_uri(f"sip:{user}@{dest.host}"),
         dest,
@@ -81,6 +82,7 @@ def target(user: str, dest: Endpoint) -> Target:
         to=f"<sip:{user}@pbx.test>",
         label=user,
         line=f"{user}@pbx.test",
+        srtp=srtp,
     )
 
 
@@ -95,6 +97,9 @@ class TransferWorld(World):
     origin_responses: list[tuple[LocalOrigin, Response]] = field(default_factory=list)
     abandoned: list[Call] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
+    # SRTP: key material for every call (A side, B side), what each callee is offered.
+    srtp_keys: tuple[bytes, bytes] | None = None
+    srtp: dict[str, SrtpOffer] = field(default_factory=dict)
 
     def on_command(self, call: Call, cmd: object) -> None:
         if isinstance(cmd, TransferRequested):
@@ -133,6 +138,7 @@ class TransferWorld(World):
             called=called,
             id=f"c{n}",
             limits=Limits(ring_timeout=self.ring_timeout),
+            srtp_keys=self.srtp_keys,
         )
 
     def new_call(self, event: RequestReceived) -> None:
@@ -148,7 +154,7 @@ class TransferWorld(World):
         else:
             self.others.append(call)
         dest = {"402": B, "403": C}[user]
-        call.dial([target(user, dest)], self.now)
+        call.dial([target(user, dest, self.srtp.get(user, "off"))], self.now)
         self.execute(call)
 
     # the executor's part (switch.transfer), played by the test -------------------------
@@ -177,6 +183,7 @@ class TransferWorld(World):
             called=user,
             id=f"t{len(self.attempts)}",
             limits=Limits(ring_timeout=self.ring_timeout),
+            srtp_keys=self.srtp_keys,
         )
         t.leg_headers = (("Referred-By", REFERRED_BY),)
         self.others.append(t)
@@ -185,7 +192,8 @@ class TransferWorld(World):
         if status:
             t.reject(status, self.now, reason="Destination barred")
         else:
-            t.dial([target(user, {"402": B, "403": C}[user])], self.now)
+            dest = {"402": B, "403": C}[user]
+            t.dial([target(user, dest, self.srtp.get(user, "off"))], self.now)
         self.execute(t)
         return t
 

@@ -420,3 +420,29 @@ def test_example_groups_keep_their_defaults(example: Directory) -> None:
     group = company.group("500")
     assert group is not None
     assert (group.ring_s, group.overflow, group.night) == (20, None, None)
+
+
+@pytest.mark.parametrize("value", ["off", "offer", "require"])
+def test_device_srtp_is_read(tmp_path: Path, value: str) -> None:
+    text = SMALL.replace(
+        "device: {model: softphone}", f"device: {{model: softphone, srtp: {value}}}"
+    )
+    write(tmp_path, text)
+    company = load_directory(tmp_path).company_for_domain("acme.test")
+    assert company is not None
+    line = company.line("601")
+    assert line is not None
+    assert line.device.srtp == value  # ``off`` unquoted stays a word (YAML 1.2)
+
+
+def test_device_srtp_defaults_to_off(example: Directory) -> None:
+    assert {line.device.srtp for _, line in example} == {"off"}
+
+
+def test_device_srtp_refuses_other_values(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        SMALL.replace("device: {model: softphone}", "device: {model: softphone, srtp: yes}"),
+    )
+    with pytest.raises(ConfigErrors, match=r"lines\[1\]\.device\.srtp"):
+        load_directory(tmp_path)

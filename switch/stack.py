@@ -58,9 +58,10 @@ MTU_MARGIN = 200
 # The most we parse of an oversized message to answer it 513.
 HEAD_LIMIT = 65536
 # Load shedding: above this many bytes waiting in a UDP listener's kernel receive
-# queue (buffer memory, about 2.5 KB per small SIP datagram: some 100 ms of work
-# for a saturated switch, well under T1 = 500 ms), new calls are refused 503.
-OVERLOAD_BACKLOG = 256 * 1024
+# queue (buffer memory, about 2.3 KB per small SIP datagram: some 200 ms of work
+# for a saturated switch, under T1 = 500 ms), new calls are refused 503. Lower
+# (256 KB), a 50 ms stall of the core refused calls at 80 % of capacity.
+OVERLOAD_BACKLOG = 1024 * 1024
 
 EventHandler = Callable[[Event], None]
 

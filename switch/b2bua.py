@@ -115,6 +115,7 @@ if TYPE_CHECKING:
     from switch.metrics import Metrics
 
 log = logging.getLogger(__name__)
+OVERLOAD_RETRY_AFTER = "5"  # seconds, in the 503 of a call shed under overload
 
 RECONCILE_EVERY = 60.0  # seconds between limiter reconciliations against live calls
 
@@ -300,10 +301,13 @@ class B2bua:
     def _new_call(self, event: RequestReceived) -> None:
         request, source = event.request, event.source
         now = self.loop.time()
-        if self.closing.is_set():
+        overloaded = not self.closing.is_set() and self.stack.overloaded()
+        if self.closing.is_set() or overloaded:  # overloaded: shed the new call
+            self.stats["overload_503"] += overloaded
+            retry_after = OVERLOAD_RETRY_AFTER if overloaded else "30"
             with contextlib.suppress(NoSuchTransaction):
                 self.stack.send_response(
-                    self.registrar.core.reply(request, 503, extra=[("Retry-After", "30")])
+                    self.registrar.core.reply(request, 503, extra=[("Retry-After", retry_after)])
                 )
             return
         admission = self.registrar.admission

@@ -31,6 +31,7 @@ import itertools
 import logging
 import socket
 import ssl
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
@@ -41,6 +42,11 @@ from switch.sip.parser import KEEPALIVE_PING, StreamFramer
 from switch.sip.via import is_ip
 
 log = logging.getLogger(__name__)
+
+
+# Linux <linux/sock_diag.h>: SO_MEMINFO fills nine u32, SK_MEMINFO_RMEM_ALLOC first.
+_SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55)
+_MEMINFO_SIZE = 9 * 4
 
 
 class TransportUser(Protocol):
@@ -219,6 +225,7 @@ class Transport:
         self._server_ssl = server_ssl
         self._client_ssl = client_ssl
         self._udp: list[tuple[socket.AddressFamily, _UdpProtocol]] = []
+        self._udp_sockets: list[Any] = []  # the UDP listeners' sockets (receive backlog)
         self._servers: list[asyncio.Server] = []
         self._conns: dict[int, _Connection] = {}
         self._by_addr: dict[tuple[str, str, int], _Connection] = {}
@@ -256,6 +263,7 @@ class Transport:
                 # Bursts of OPTIONS or REGISTER should queue in the kernel, not drop.
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
             self._udp.append((sock.family, protocol))
+            self._udp_sockets.append(sock)
             host, port = sock.getsockname()[:2]
         elif kind in ("TCP", "TLS"):
             if kind == "TLS" and self._server_ssl is None:
@@ -306,6 +314,7 @@ class Transport:
             if protocol.transport is not None:
                 protocol.transport.close()
         self._udp.clear()
+        self._udp_sockets.clear()
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
@@ -355,6 +364,19 @@ class Transport:
 
     def connection_count(self) -> int:
         return len(self._conns)
+
+    def udp_backlog(self) -> int:
+        """Bytes waiting in the kernel's receive queue of the fullest UDP socket
+        (Linux ``SO_MEMINFO``: buffer memory, about twice the datagrams' bytes);
+        0 where the kernel cannot say. One system call per socket."""
+        most = 0
+        for sock in self._udp_sockets:
+            try:
+                info = sock.getsockopt(socket.SOL_SOCKET, _SO_MEMINFO, _MEMINFO_SIZE)
+            except OSError:
+                continue
+            most = max(most, int.from_bytes(info[:4], sys.byteorder))
+        return most
 
     # -- connections ------------------------------------------------------------------
     def _accept(self, kind: str) -> asyncio.Protocol:

@@ -444,3 +444,39 @@ async def test_async_adapter(tmp_path: Path) -> None:
     await store.delete(KEY)
     assert await store.load_versioned(KEY) is None
     await store.close()
+
+
+def test_a_cached_line_is_read_again_after_another_connection_writes_it(
+    tmp_path: Path,
+) -> None:
+    """The cache of lines read never serves settings older than the file's."""
+    path = tmp_path / DB_FILE
+    with (
+        closing(SqliteLineSettingsStore(path)) as switch,
+        closing(SqliteLineSettingsStore(path)) as other,
+    ):
+        assert switch.load(KEY) == LineSettings()  # cached: never saved
+        other.save(KEY, FULL)
+        assert switch.load(KEY) == FULL
+        other.delete(KEY)
+        assert switch.load(KEY) == LineSettings()
+        switch.save(KEY, FULL)  # its own write replaces its cached entry
+        assert switch.load(KEY) == FULL
+        switch.update(KEY, lambda s: (s.with_pre_answer_message("7"), None))
+        assert switch.load(KEY).pre_answer.message == "7"
+        switch.delete(KEY)
+        assert switch.load_versioned(KEY) is None
+
+
+def test_a_line_read_twice_without_writes_is_read_from_the_file_once(tmp_path: Path) -> None:
+    path = tmp_path / DB_FILE
+    with closing(SqliteLineSettingsStore(path)) as store:
+        store.save(KEY, FULL)
+        statements: list[str] = []
+        store._file.db.set_trace_callback(statements.append)
+        assert store.load(KEY) == store.load(KEY) == FULL
+        assert [s for s in statements if s.startswith("SELECT")] == [
+            "SELECT settings, version, updated_at FROM line_settings WHERE key = ?".replace(
+                "?", f"'{KEY}'"
+            )
+        ]

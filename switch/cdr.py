@@ -1,10 +1,6 @@
 """Call detail records: one row per call in ``DATA_DIR/cdr.sqlite3``.
 
-Written once, when the call ends (``switch.call.CallEnded``), in batches: rows
-wait in memory and are committed together every ``FLUSH_ROWS`` rows or
-``FLUSH_SECONDS`` after the first one waiting, and at close (one SQLite commit per
-call cost about 4 % of the CPU of a call). A crash of the process loses at most
-the rows of that window (docs/operations.md). Times are ISO 8601
+Written once, when the call ends (``switch.call.CallEnded``). Times are ISO 8601
 UTC strings (sortable as text); ``legs`` and ``codecs`` are JSON arrays; the
 ``because`` column holds the routing trace of calls to service numbers (JSON
 array, empty for other calls) and ``messages`` the messages the caller heard
@@ -19,10 +15,8 @@ calls of a line or a company, newest first, in and out, missed ones flagged;
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import json
-import logging
 import sqlite3
 import sys
 from dataclasses import dataclass
@@ -34,8 +28,6 @@ from switch.call import CdrRecord
 
 if TYPE_CHECKING:
     from switch.directory import Directory
-
-log = logging.getLogger(__name__)
 
 DB_FILE = "cdr.sqlite3"
 
@@ -68,32 +60,15 @@ _INSERT = f"INSERT OR REPLACE INTO cdr ({_COLUMNS}) VALUES ({', '.join('?' * 14)
 _ADDED = (("messages", "TEXT NOT NULL DEFAULT '[]'"),)
 
 
-FLUSH_ROWS = 200  # rows committed together at most...
-FLUSH_SECONDS = 0.5  # ...and at the latest this long after the first one waiting
-
-
 def cdr_db_path(data_dir: Path) -> Path:
     return data_dir / DB_FILE
 
 
 class CdrStore:
-    """The CDR table (SQLite, WAL). Rows are committed in batches: every
-    ``flush_rows`` rows, ``flush_seconds`` after the first waiting row (a timer on
-    the running event loop; without one, at once), at :meth:`flush`,
-    :meth:`rows` and :meth:`close`."""
+    """The CDR table (SQLite, WAL). One insert per call: cheap enough inline."""
 
-    def __init__(
-        self,
-        path: Path,
-        *,
-        flush_rows: int = FLUSH_ROWS,
-        flush_seconds: float = FLUSH_SECONDS,
-    ) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self.flush_rows = flush_rows
-        self.flush_seconds = flush_seconds
-        self._pending: list[tuple[object, ...]] = []
-        self._timer: asyncio.TimerHandle | None = None
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -102,11 +77,6 @@ class CdrStore:
         for name, definition in _ADDED:
             if name not in present:
                 self._db.execute(f"ALTER TABLE cdr ADD COLUMN {name} {definition}")
-
-    @property
-    def pending(self) -> int:
-        """Rows written but not committed yet."""
-        return len(self._pending)
 
     def write(self, record: CdrRecord) -> None:
         legs = [
@@ -118,7 +88,8 @@ class CdrStore:
             }
             for leg in record.legs
         ]
-        self._pending.append(
+        self._db.execute(
+            _INSERT,
             (
                 record.id,
                 record.call_id,
@@ -134,47 +105,15 @@ class CdrStore:
                 json.dumps(list(record.codecs)),
                 json.dumps(list(record.because), ensure_ascii=False),
                 json.dumps(list(record.messages)),
-            )
+            ),
         )
-        if len(self._pending) >= self.flush_rows:
-            self.flush()
-        elif self._timer is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # no event loop (tools, tests): commit now
-                self.flush()
-            else:
-                self._timer = loop.call_later(self.flush_seconds, self._flush_later)
-
-    def _flush_later(self) -> None:
-        self._timer = None
-        try:
-            self.flush()
-        except Exception:
-            log.exception("cdr.write_failed", extra={"path": str(self.path)})
-
-    def flush(self) -> None:
-        """Commit the waiting rows (one transaction)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if not self._pending:
-            return
-        rows, self._pending = self._pending, []
-        with self._db:  # BEGIN ... COMMIT, ROLLBACK on error
-            self._db.execute("BEGIN")
-            self._db.executemany(_INSERT, rows)
 
     def rows(self) -> list[dict[str, Any]]:
-        """Every row, oldest first (tests, exports); the waiting ones committed first."""
-        self.flush()
+        """Every row, oldest first (tests, exports)."""
         return _select(self._db, None)
 
     def close(self) -> None:
-        try:
-            self.flush()
-        finally:
-            self._db.close()
+        self._db.close()
 
 
 # -- export: ``aiguilleur cdr DIR --since ISO --format csv|jsonl`` ---------------------

@@ -37,9 +37,6 @@ def relay_of(server: Server) -> MediaRelay:
 
 
 def cdr(server: Server) -> list[dict[str, object]]:
-    """The CDR rows in the file, the switch's waiting rows committed first."""
-    if server.b2bua is not None and server.b2bua.cdr is not None:
-        server.b2bua.cdr.flush()
     store = CdrStore(cdr_db_path(server.data_dir))
     try:
         return store.rows()

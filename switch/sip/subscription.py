@@ -195,6 +195,11 @@ class Notifier:
         self._by_tag: dict[str, Subscription] = {}  # our (local) tag: unique per subscription
         self._by_resource: dict[str, dict[SubscriptionId, Subscription]] = {}
         self._out: list[Output] = []
+        # get_timer() is asked after every change of every call (the shell re-arms):
+        # the earliest expiry is recomputed only once a subscription came, went or
+        # was refreshed.
+        self._next_expiry: float | None = None
+        self._expiries_changed = False
 
     # -- outputs ------------------------------------------------------------------------
     def outputs(self) -> list[Output]:
@@ -203,7 +208,10 @@ class Notifier:
 
     def get_timer(self) -> float | None:
         """The next expiry (one deadline)."""
-        return min((s.expires_at for s in self._subs.values()), default=None)
+        if self._expiries_changed:
+            self._expiries_changed = False
+            self._next_expiry = min((s.expires_at for s in self._subs.values()), default=None)
+        return self._next_expiry
 
     def __len__(self) -> int:
         return len(self._subs)
@@ -233,11 +241,7 @@ class Notifier:
     def find(self, request: Request) -> Subscription | None:
         """The subscription an in-dialog SUBSCRIBE refreshes, if we have it."""
         found = self.package(request)
-        event_id = found[1] if found is not None else None
-        key = SubscriptionId(
-            request.call_id, request.to_tag or "", request.from_tag or "", event_id
-        )
-        return self._subs.get(key)
+        return self._subs.get(_dialog_key(request, found[1] if found is not None else None))
 
     def subscribe(
         self,
@@ -294,6 +298,7 @@ class Notifier:
         self._subs[key] = sub
         self._by_tag[tag] = sub
         self._by_resource.setdefault(resource, {})[key] = sub
+        self._expiries_changed = True
         self._notify(sub, now)
 
     def changed(self, resource: str, now: float) -> int:
@@ -363,10 +368,7 @@ class Notifier:
         event_id: str | None,
         peer: Endpoint,
     ) -> None:
-        key = SubscriptionId(
-            request.call_id, request.to_tag or "", request.from_tag or "", event_id
-        )
-        sub = self._subs.get(key)
+        sub = self._subs.get(_dialog_key(request, event_id))
         if sub is None:
             self._respond(request, 481)
             return
@@ -388,6 +390,7 @@ class Notifier:
             return
         sub.fire(SubInput.REFRESH)
         sub.expires_at = now + granted
+        self._expiries_changed = True
         sub.dirty = False
         self._notify(sub, now)
 
@@ -422,6 +425,7 @@ class Notifier:
 
     def _remove(self, sub: Subscription, reason: str) -> None:
         self._subs.pop(sub.id, None)
+        self._expiries_changed = True
         self._by_tag.pop(sub.id.local_tag, None)
         others = self._by_resource.get(sub.resource)
         if others is not None:

@@ -182,6 +182,7 @@ def test_refresh_in_dialog_resets_the_expiry_and_notifies_full_state() -> None:
     sub(n, subscribe(expires=600))
     (ok,), (first,), _ = split(n)
     answer(n, first)
+    assert n.get_timer() == 600.0
     sub(n, subscribe(expires=600, to_tag=ok.to_tag or "", cseq=2), now=500.0)
     (refreshed,), (notify,), _ = split(n)
     assert refreshed.status == 200

@@ -372,9 +372,10 @@ class Blf:
     # -- calls ----------------------------------------------------------------------------
     def call_changed(self, call: Call) -> None:
         """The B2BUA's observer hook: notify the lines whose dialogs changed."""
+        if not self.notifier and call.id not in self._by_call:
+            return  # nobody watches and nothing shown: the usual case, nothing to pump
         try:
-            if len(self.notifier) or call.id in self._by_call:
-                self._update(call, self.loop.time())
+            self._update(call, self.loop.time())
         except Exception:
             log.exception("blf.update_failed", extra={"call": call.id})
         self._pump()

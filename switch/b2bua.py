@@ -418,7 +418,7 @@ class B2bua:
             settings = await self.line_settings.load(callee.key)
             if needs_driver(settings, callee, main_number=main_number):
                 driver = await self._line_call(running, company, caller, from_, withheld=withheld)
-                await driver.call_line(callee, main_number=main_number)
+                await driver.call_line(callee, settings, main_number=main_number)
                 return
             if self.active[callee.key] >= callee.max_calls:
                 self.reject(running, 486, "line-limit")
@@ -431,7 +431,7 @@ class B2bua:
                 return
             if not await self.open_media(running, callee.key):
                 return
-            await features.pre_answer(self, running, callee)  # *35*1: before it rings
+            await features.pre_answer(self, running, callee, settings)  # *35*1: before it rings
             call.dial(targets, self.loop.time())
             self.execute(running)
         except Exception:

@@ -207,14 +207,14 @@ async def intercept(b2bua: B2bua, running: _Running, caller: Line, called: str) 
     return None
 
 
-async def pre_answer(b2bua: B2bua, running: _Running, callee: Line) -> None:
+async def pre_answer(b2bua: B2bua, running: _Running, callee: Line, settings: LineSettings) -> None:
     """``*35*1``: the callee's recorded pre-answer message (pré-décroché) played to
     the caller as early media (183) before the callee's phone rings; then ringback
     from the switch until a phone answers (the caller's phone no longer plays its
-    own after our 183). Nothing when the message is not active or not recorded."""
+    own after our 183). Nothing when the message is not active or not recorded.
+    ``settings``: the callee's, as the caller already loaded them."""
     if b2bua.data_dir is None:
         return
-    settings = await b2bua.line_settings.load(callee.key)
     path = pre_answer_path(b2bua.data_dir, settings)
     if path is None or not settings.pre_answer.plays or not path.is_file():
         return

@@ -137,10 +137,12 @@ class LineCall:
 
     # -- entry points ------------------------------------------------------------------
 
-    async def call_line(self, callee: Line, *, main_number: bool = False) -> None:
-        """A call to ``callee`` through its forwards (and, for the main number, the
-        Standard after the main phone)."""
-        facts = await self._facts(callee)
+    async def call_line(
+        self, callee: Line, settings: LineSettings, *, main_number: bool = False
+    ) -> None:
+        """A call to ``callee`` (its ``settings`` as already loaded) through its forwards
+        (and, for the main number, the Standard after the main phone)."""
+        facts = await self._facts(callee, settings)
         session = ForwardingSession(facts[callee.extension], self._lookup(facts), self.caller)
         if not await self._open(callee.key):
             return
@@ -373,8 +375,9 @@ class LineCall:
             return found[1]
         return None
 
-    async def _facts(self, start: Line) -> dict[str, LineFacts]:
-        """The lines ``start``'s forwards may reach, breadth-first (module docstring)."""
+    async def _facts(self, start: Line, settings: LineSettings) -> dict[str, LineFacts]:
+        """The lines ``start`` (whose ``settings`` are given) forwards may reach,
+        breadth-first (module docstring)."""
         b2bua, company = self.b2bua, self.company
         out: dict[str, LineFacts] = {}
         queue = [start]
@@ -382,7 +385,8 @@ class LineCall:
             line = queue.pop(0)
             if line.extension in out:
                 continue
-            settings = await self._settings(line)
+            if line is not start:
+                settings = await self._settings(line)
             bindings = await b2bua.store.lookup(line.aor)
             at = b2bua.registrar.wall()
             out[line.extension] = LineFacts(

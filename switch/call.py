@@ -526,7 +526,7 @@ class Call:
         return out
 
     def get_timer(self) -> float | None:
-        deadlines = [t for p in self._parties() if (t := p.leg.get_timer()) is not None]
+        deadlines = [t for p in self._all if (t := p.leg.get_timer()) is not None]
         deadlines.extend(
             t
             for t in (self._ring_deadline, self._end_deadline, self._bye_deadline)
@@ -551,7 +551,7 @@ class Call:
         return (
             self.state is CallState.ENDED
             and self._bye_deadline is None
-            and all(p.leg.terminated and p.leg.get_timer() is None for p in self._parties())
+            and all(p.leg.terminated and p.leg.get_timer() is None for p in self._all)
         )
 
     # ------------------------------------------------------------------ inputs
@@ -660,11 +660,8 @@ class Call:
         except SipError:
             return None
         self.a.final_status = 200
-        self.state = CallState.CONNECTED
-        self._answered = now
-        self._end_deadline = now + self.limits.max_duration
         self._codecs = (local.encoding,)
-        self._commands.append(MediaAnswered())
+        self._connected(now)
         self._drain(now)
         return local
 
@@ -711,14 +708,14 @@ class Call:
         self._finish(outcome, cause or str(status), now)
 
     def handle(self, event: Event, now: float) -> bool:
-        for party in self._parties():
+        for party in self._all:
             if party.leg.handle(event, now):
                 self._drain(now)
                 return True
         return False
 
     def handle_timer(self, now: float) -> None:
-        for party in self._parties():
+        for party in self._all:
             party.leg.handle_timer(now)
         for key, (party, at, tries) in list(self._reoffers.items()):
             if now >= at:
@@ -746,16 +743,13 @@ class Call:
         """End the call from the switch's side (shutdown, safeguard, media loss)."""
         if self.state >= CallState.ENDING:
             return
-        for party in self._parties():
+        for party in self._all:
             party.leg.hang_up(now, status=480)
         outcome = Outcome.ANSWERED if self.state is CallState.CONNECTED else Outcome.CANCELLED
         self._finish(outcome, cause, now)
         self._drain(now)
 
     # ----------------------------------------------------------------- internals
-
-    def _parties(self) -> list[Party]:
-        return list(self._all)
 
     def _peer(self, party: Party) -> Party | None:
         if party is self.a:
@@ -767,7 +761,7 @@ class Call:
         when = self._t0 if now is None else now
         for _ in range(1000):
             progress = False
-            for party in self._parties():
+            for party in list(self._all):  # a copy: an event may add or drop parties
                 while (event := party.leg.next_event()) is not None:
                     progress = True
                     self._on_leg_event(party, event, when)
@@ -1492,7 +1486,7 @@ class Call:
             sdp,
             party.sent,
             party.crypto,
-            secure=_savp(party.heard) or party.srtp != "offer",
+            secure=party.srtp != "offer" or _savp(party.heard),
         )
         return party.sent.serialize()
 
@@ -1502,8 +1496,10 @@ class Call:
         ``SRTP_SUITES`` (tags 1, 2...: RFC 4568 §9.1, in order of preference) on
         RTP/SAVP (``require``) or RTP/AVP (``offer``, best effort)."""
         sent = self._anchor_sdp("b", offer, None, None)
+        if srtp == "off" or self._srtp_keys is None:
+            return sent
         first = _first_audio(sent)
-        if srtp == "off" or self._srtp_keys is None or first is None:
+        if first is None:
             return sent
         media = sent.media[first]  # its a=crypto stripped by _anchor_sdp
         for tag, suite in enumerate(SRTP_SUITES, start=1):
@@ -1614,7 +1610,7 @@ class Call:
             cause=self.cause,
             legs=tuple(
                 LegRecord(p.side, p.leg.call_id, p.label, p.final_status)
-                for p in (*self._parties(), *self._moved)
+                for p in (*self._all, *self._moved)
                 if not isinstance(p.leg, LocalOrigin)
             ),
             codecs=self._codecs,
@@ -1655,6 +1651,13 @@ def _in_use(party: Party) -> SessionDescription:
     kept = {str(pt) for pt, codec in codecs(media) if codec.key in keys}
     if not any(c.encoding.lower() != TELEPHONE_EVENT for pt, c in codecs(media) if str(pt) in kept):
         return heard  # nothing in common (should not be): leave it to the phones
+    return _keep_formats(heard, first, kept)
+
+
+def _keep_formats(sdp: SessionDescription, index: int, kept: set[str]) -> SessionDescription:
+    """``sdp`` with stream ``index`` reduced to the payload types in ``kept`` (with
+    their rtpmap and fmtp lines)."""
+    media = sdp.media[index]
     attributes = tuple(
         a
         for a in media.attributes
@@ -1662,7 +1665,7 @@ def _in_use(party: Party) -> SessionDescription:
     )
     formats = tuple(f for f in media.formats if f in kept)
     media = replace(media, formats=formats, attributes=attributes)
-    return replace(heard, media=(*heard.media[:first], media, *heard.media[first + 1 :]))
+    return replace(sdp, media=(*sdp.media[:index], media, *sdp.media[index + 1 :]))
 
 
 def _active(sdp: SessionDescription) -> SessionDescription:
@@ -1724,22 +1727,11 @@ def _pickup_codecs(
 def _only_formats(sdp: SessionDescription, local: LocalMedia) -> SessionDescription:
     """``sdp`` (A's offer) with its first audio stream reduced to the codec the caller
     was answered with (and telephone-event): what B legs are offered then."""
+    first = _first_audio(sdp)
+    if first is None:
+        return sdp
     keep = {str(local.pt)} | ({str(local.dtmf_pt)} if local.dtmf_pt is not None else set())
-    out = []
-    done = False
-    for media in sdp.media:
-        if done or media.kind != "audio" or media.rejected:
-            out.append(media)
-            continue
-        done = True
-        attributes = tuple(
-            a
-            for a in media.attributes
-            if a.name not in ("rtpmap", "fmtp") or (a.value or "").split(" ", 1)[0] in keep
-        )
-        formats = tuple(f for f in media.formats if f in keep)
-        out.append(replace(media, formats=formats, attributes=attributes))
-    return replace(sdp, media=tuple(out))
+    return _keep_formats(sdp, first, keep)
 
 
 def _body(sdp: SessionDescription | None) -> bytes:

@@ -25,6 +25,7 @@ from switch.call import (
     MediaPlan,
     MediaUpdate,
     Outcome,
+    SrtpOffer,
     Target,
     failure_outcome,
 )
@@ -100,6 +101,9 @@ class World:
     ring_timeout: float = 60.0
     c: Side | None = None
     others: list[Call] = field(default_factory=list)
+    # SRTP: key material for every call (A side, B side), what 402 is offered.
+    srtp_keys: tuple[bytes, bytes] | None = None
+    callee_srtp: SrtpOffer = "off"
 
     def calls(self) -> list[Call]:
         return ([self.call] if self.call is not None else []) + self.others
@@ -155,6 +159,7 @@ class World:
                     config(SW),
                     from_="<sip:401@pbx.test>",
                     to="<sip:402@pbx.test>",
+                    srtp=self.callee_srtp,
                 )
             ],
             self.now,
@@ -175,6 +180,7 @@ class World:
             called=called,
             id="c0",
             limits=Limits(ring_timeout=self.ring_timeout),
+            srtp_keys=self.srtp_keys,
         )
 
     def settle(self) -> None:

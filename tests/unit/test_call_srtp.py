@@ -13,20 +13,15 @@ from media.sdp import SessionDescription, crypto_attributes
 from switch.call import (
     OUTCOME_STATUS,
     SRTP_SUITES,
-    Call,
     CallState,
-    Limits,
     MediaUpdate,
     Outcome,
     SrtpOffer,
-    Target,
 )
 from switch.sip.dialog_events import CallAnswered, InDialogRequestReceived
-from switch.sip.events import RequestReceived
 from switch.sip.invite import InviteSession
-from switch.sip.uri import parse_uri
-from tests.unit.sip_legs import ANSWER, OFFER, Side, answer_with, config, ids
-from tests.unit.test_call import RELAY, SW, T0, B, World, world
+from tests.unit.sip_legs import ANSWER, OFFER, Side, answer_with
+from tests.unit.test_call import World, world
 from tests.unit.test_call_transfer import connected, refer, transfer_world
 
 A_KEYS = bytes(range(100, 146))
@@ -50,46 +45,11 @@ def srtp_answer(
     )
 
 
-class SrtpWorld(World):
+def srtp_world(srtp: SrtpOffer, *b_steps: tuple[int, bytes]) -> World:
     """The switch dials 402 with ``srtp`` and gives the call SRTP key material."""
-
-    srtp: SrtpOffer = "require"
-
-    def new_call(self, event: RequestReceived) -> None:
-        self.call = self.make_call(event, caller="401@pbx.test", called="402")
-        self.call.media = RELAY
-        target = Target(
-            parse_uri("sip:402@192.0.2.2"),
-            B,
-            config(SW),
-            from_="<sip:401@pbx.test>",
-            to="<sip:402@pbx.test>",
-            srtp=self.srtp,
-        )
-        self.call.dial([target], self.now)
-        self.execute()
-
-    def make_call(self, event: RequestReceived, *, caller: str, called: str) -> Call:
-        leg = InviteSession.uas(config(SW), ids("s"), event.request, event.key, now=self.now)
-        return Call(
-            leg,
-            a_dest=event.source,
-            ids=ids("s"),
-            media=None,
-            now=self.now,
-            started_at=T0,
-            caller=caller,
-            called=called,
-            id="c0",
-            limits=Limits(ring_timeout=self.ring_timeout),
-            srtp_keys=(A_KEYS, B_KEYS),
-        )
-
-
-def srtp_world(srtp: SrtpOffer, *b_steps: tuple[int, bytes]) -> SrtpWorld:
-    w = world(*b_steps, kind=SrtpWorld)
-    assert isinstance(w, SrtpWorld)
-    w.srtp = srtp
+    w = world(*b_steps)
+    w.srtp_keys = (A_KEYS, B_KEYS)
+    w.callee_srtp = srtp
     return w
 
 

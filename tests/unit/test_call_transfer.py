@@ -97,9 +97,7 @@ class TransferWorld(World):
     origin_responses: list[tuple[LocalOrigin, Response]] = field(default_factory=list)
     abandoned: list[Call] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
-    # SRTP: key material for every call (A side, B side), what each callee is offered.
-    srtp_keys: tuple[bytes, bytes] | None = None
-    srtp: dict[str, SrtpOffer] = field(default_factory=dict)
+    srtp: dict[str, SrtpOffer] = field(default_factory=dict)  # what each callee is offered
 
     def on_command(self, call: Call, cmd: object) -> None:
         if isinstance(cmd, TransferRequested):

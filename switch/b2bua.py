@@ -393,9 +393,11 @@ class B2bua:
                     return
                 called, withheld = dialled.number, dialled.withheld
             found = self.directory.line_for(called, domain) if caller is not None else None
-            if found is None and caller is not None and self._is_group(caller, called):
-                await self.call_group(running, caller, called, withheld=withheld)
-                return
+            if found is None and caller is not None:
+                company = features.company_of(self, caller)
+                if company.group(called) is not None:
+                    await self._hunt(running, company, caller, called, withheld=withheld)
+                    return
             if found is None and await self._service(
                 running, called, domain, caller, withheld=withheld
             ):
@@ -417,7 +419,7 @@ class B2bua:
             )
             settings = await self.line_settings.load(callee.key)
             if needs_driver(settings, callee, main_number=main_number):
-                driver = await self._line_call(running, company, caller, from_, withheld=withheld)
+                driver = self._line_call(running, company, caller, from_, withheld=withheld)
                 await driver.call_line(callee, settings, main_number=main_number)
                 return
             if self.active[callee.key] >= callee.max_calls:
@@ -439,11 +441,7 @@ class B2bua:
             self.reject(running, 500, "internal-error")
 
     # -- lines and groups (switch.line_call runs forwards and hunts) ---------------------
-    def _is_group(self, caller: Line, called: str) -> bool:
-        company = self.directory.company(caller.company)
-        return company is not None and company.group(called) is not None
-
-    async def _line_call(
+    def _line_call(
         self,
         running: _Running,
         company: Company,
@@ -452,15 +450,15 @@ class B2bua:
         *,
         withheld: bool = False,
     ) -> LineCall:
-        """The driver of a routed call to a line or group of ``company``."""
+        """The driver of a routed call to a line or group of ``company`` (``withheld``:
+        the caller's identity withheld on this call, its CLIR included)."""
         request = running.call.a.leg.invite
         assert request is not None
         privacy = "id" in (request.headers.get("Privacy") or "").lower().split(";")
         if caller is not None:
-            settings = await self.line_settings.load(caller.key)
             who = ForwardCaller(
                 caller.direct_number or company.company_number,
-                privacy or settings.clir or withheld,
+                privacy or withheld,
                 caller.extension,
             )
         else:
@@ -475,19 +473,23 @@ class B2bua:
         self, running: _Running, caller: Line, group_number: str, *, withheld: bool = False
     ) -> None:
         """Ring hunt group ``group_number`` of ``caller``'s company for ``running``
-        (``999``: the Standard, every member but the caller; ``withheld``: ``*66*``);
-        the call is rejected with the hunt's cause when nobody answers."""
-        call = running.call
-        company = self.directory.company(caller.company)
-        if company is None or company.group(group_number) is None:
+        (``999``: the Standard, every member but the caller; ``withheld``: ``*66*``
+        or CLIR); the call is rejected with the hunt's cause when nobody answers."""
+        company = features.company_of(self, caller)
+        if company.group(group_number) is None:
             self.reject(running, 404, "not-found")
             return
+        await self._hunt(running, company, caller, group_number, withheld=withheld)
+
+    async def _hunt(
+        self, running: _Running, company: Company, caller: Line, group: str, *, withheld: bool
+    ) -> None:
         try:
             from_ = features.phone_from(caller.extension, caller.name, withheld, caller.domain)
-            driver = await self._line_call(running, company, caller, from_, withheld=withheld)
-            await driver.call_group(group_number)
+            driver = self._line_call(running, company, caller, from_, withheld=withheld)
+            await driver.call_group(group)
         except Exception:
-            log.exception("call.group_failed", extra={"call": call.id})
+            log.exception("call.group_failed", extra={"call": running.call.id})
             self.reject(running, 500, "internal-error")
 
     # -- service numbers (switch.service runs the routing) ------------------------------

@@ -317,14 +317,22 @@ def connected(w: TransferWorld) -> tuple[InviteSession, Call]:
     return caller, w.call
 
 
+def referred(
+    w: TransferWorld, value: str = "<sip:403@pbx.test>", *, by_callee: bool = False
+) -> tuple[InviteSession, Call]:
+    """A connected call whose caller (or callee) has sent a REFER naming ``value``."""
+    caller, x = connected(w)
+    refer(w.b.leg if by_callee else caller, w, value)
+    w.run(1.5)
+    return caller, x
+
+
 # ------------------------------------------------------------------ blind transfer
 
 
 def test_blind_transfer_joins_the_transferee_and_the_target_then_releases_the_referrer() -> None:
     w = transfer_world()
-    caller, x = connected(w)
-    refer(caller, w, "<sip:403@pbx.test>")
-    w.run(1.5)
+    caller, x = referred(w)
     ((_, cmd),) = w.refers
     assert cmd.referrer.leg is x.a.leg
     assert cmd.transferee is x.winner
@@ -372,9 +380,7 @@ def test_blind_transfer_joins_the_transferee_and_the_target_then_releases_the_re
 
 def test_blind_transfer_by_the_callee_moves_the_caller() -> None:
     w = transfer_world()
-    caller, x = connected(w)
-    refer(w.b.leg, w, "<sip:403@pbx.test>")
-    w.run(1.5)
+    caller, x = referred(w, by_callee=True)
     ((_, cmd),) = w.refers
     assert cmd.referrer is x.winner
     t = w.blind()
@@ -391,9 +397,7 @@ def test_blind_transfer_by_the_callee_moves_the_caller() -> None:
 
 def test_a_busy_target_is_reported_and_the_call_stays_as_it_was() -> None:
     w = transfer_world(((486, b""),))
-    caller, x = connected(w)
-    refer(caller, w, "<sip:403@pbx.test>")
-    w.run(1.5)
+    caller, x = referred(w)
     w.blind()
     w.run(3.0)
     assert notifies(w.a)[-1] == (486, "terminated;reason=noresource", "refer")
@@ -409,9 +413,7 @@ def test_a_busy_target_is_reported_and_the_call_stays_as_it_was() -> None:
 
 def test_a_barred_target_gives_its_reason_in_the_final_notify() -> None:
     w = transfer_world()
-    caller, x = connected(w)
-    refer(caller, w, "<sip:0899123456@pbx.test>")
-    w.run(1.5)
+    _caller, x = referred(w, "<sip:0899123456@pbx.test>")
     w.blind(status=403)
     w.run(3.0)
     final = requests(w.a, "NOTIFY")[-1]
@@ -421,9 +423,7 @@ def test_a_barred_target_gives_its_reason_in_the_final_notify() -> None:
 
 def test_the_referrer_may_leave_at_once_and_the_transferee_still_reaches_the_target() -> None:
     w = transfer_world(((180, b""),))
-    caller, x = connected(w)
-    refer(caller, w, "<sip:403@pbx.test>")
-    w.run(1.5)
+    caller, x = referred(w)
     w.blind()
     w.run(2.0)
     caller.bye(w.now)  # a blind transfer: the phone hangs up after the 202
@@ -440,9 +440,7 @@ def test_the_referrer_may_leave_at_once_and_the_transferee_still_reaches_the_tar
 
 def test_the_transferee_is_released_when_the_referrer_left_and_the_target_fails() -> None:
     w = transfer_world(((180, b""),))
-    caller, _x = connected(w)
-    refer(caller, w, "<sip:403@pbx.test>")
-    w.run(1.5)
+    caller, _x = referred(w)
     w.blind()
     w.run(2.0)
     caller.bye(w.now)
@@ -460,9 +458,7 @@ def test_the_transferee_is_released_when_the_referrer_left_and_the_target_fails(
 
 def test_the_transferee_hanging_up_abandons_the_attempt() -> None:
     w = transfer_world(((180, b""),))
-    caller, x = connected(w)
-    refer(caller, w, "<sip:403@pbx.test>")
-    w.run(1.5)
+    caller, x = referred(w)
     t = w.blind()
     w.run(2.0)
     w.b.leg.bye(w.now)
@@ -483,18 +479,14 @@ def test_the_transferee_hanging_up_abandons_the_attempt() -> None:
 )
 def test_a_malformed_refer_is_answered_400(value: str, status: int) -> None:
     w = transfer_world()
-    caller, _ = connected(w)
-    refer(caller, w, value)
-    w.run(1.5)
+    referred(w, value)
     assert refer_status(w.a) == [status]
     assert w.refers == []
 
 
 def test_a_second_refer_during_a_transfer_is_refused_491() -> None:
     w = transfer_world(((180, b""),))
-    caller, x = connected(w)
-    refer(caller, w, "<sip:403@pbx.test>")
-    w.run(1.5)
+    caller, x = referred(w)
     w.blind()
     w.run(2.0)
     refer(caller, w, "<sip:404@pbx.test>")  # one transfer at a time
@@ -505,9 +497,7 @@ def test_a_second_refer_during_a_transfer_is_refused_491() -> None:
 
 def test_the_executor_may_refuse_a_transfer() -> None:
     w = transfer_world()
-    caller, x = connected(w)
-    refer(caller, w, "<sip:403@pbx.test>")
-    w.run(1.5)
+    _caller, x = referred(w)
     x2, cmd = w.refers.pop()
     x2.refuse_transfer(cmd, 403, w.now, reason="Transfer not allowed")
     w.execute(x2)

@@ -140,8 +140,9 @@ class _Running:
     # A call to a service number (its routing), or to a line or group (its forwards).
     service: ServiceCall | LineCall | None = None
     target_lines: dict[str, str] = field(default_factory=dict)  # dialled label -> line key
-    # Called with every command of the call (switch.features waits on digits and the end).
-    watchers: list[Callable[[CallCommand], None]] = field(default_factory=list)
+    # Called with every command of the call (switch.features waits on digits and the end);
+    # at most one: the star-code or pre-answer player of the call.
+    watcher: Callable[[CallCommand], None] | None = None
     transfer: _Running | None = None  # the new call of the blind transfer this call accepted
     origin: _Running | None = None  # the call whose REFER this call carries out
 
@@ -575,16 +576,18 @@ class B2bua:
         """One B leg per reachable, unexpired binding of ``callee``'s line."""
         bindings = await self.store.lookup(callee.aor)
         at = self.registrar.wall()  # bindings expire on the registrar's clock
+        to = f"<sip:{callee.extension}@{callee.domain}>"
+        identity = features.phone_identity(from_)
         return [
             Target(
                 request_uri=parse_uri(binding.contact),
                 dest=binding.source,
                 config=self._config(binding.source),
                 from_=from_,
-                to=f"<sip:{callee.extension}@{callee.domain}>",
+                to=to,
                 route=binding.path,
                 label=label,
-                extra=features.phone_identity(from_),
+                extra=identity,
                 line=callee.key,
                 srtp=callee.device.srtp,
             )
@@ -735,8 +738,8 @@ class B2bua:
             if not commands:
                 break
             for cmd in commands:
-                for watcher in running.watchers:
-                    watcher(cmd)
+                if running.watcher is not None:
+                    running.watcher(cmd)
                 if isinstance(cmd, LegSend):
                     self._send(running, cmd)
                 elif isinstance(cmd, MediaUpdate):

@@ -266,7 +266,8 @@ class FeatureCall:
         self.rng = random.Random(os.urandom(8))
         self._waiter: asyncio.Future[str] | None = None
         self._ringing = False
-        running.watchers.append(self._watch)
+        assert running.watcher is None  # one star code or pre-answer message per call
+        running.watcher = self._watch
 
     # -- what the call tells us ----------------------------------------------------------
 

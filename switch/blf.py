@@ -82,6 +82,7 @@ from switch.sip.subscription import (
 from switch.sip.transaction import ClientKey
 from switch.sip.transaction_layer import NoSuchTransaction
 from switch.sip.uri import Uri
+from switch.stack import LoopTimer
 
 log = logging.getLogger(__name__)
 
@@ -273,8 +274,7 @@ class Blf:
         self._gone: dict[str, set[str]] = {}
         self._pending: dict[ClientKey, tuple[SubscriptionId, int]] = {}
         self._documents: dict[str, bytes] = {}  # line -> its document, version 0
-        self._timer: asyncio.TimerHandle | None = None
-        self._deadline: float | None = None
+        self._timer = LoopTimer(self.loop, self._on_timer)
         self.stats: dict[str, int] = {"notify": 0, "subscribe": 0}  # changes notified
 
     # -- events -------------------------------------------------------------------------
@@ -484,22 +484,9 @@ class Blf:
                     "blf.subscription_ended",
                     extra={"line": out.resource, "reason": out.reason},
                 )
-        self._arm()
-
-    def _arm(self) -> None:
-        deadline = self.notifier.get_timer()
-        if deadline == self._deadline:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._deadline = deadline
-        if deadline is not None:
-            self._timer = self.loop.call_at(deadline, self._on_timer)
+        self._timer.follow(self.notifier.get_timer())
 
     def _on_timer(self) -> None:
-        self._timer = None
-        self._deadline = None
         self.notifier.handle_timer(self.loop.time())
         self._pump()
 
@@ -508,9 +495,7 @@ class Blf:
         phone subscribes again, to this switch once it is back)."""
         self.notifier.terminate_all(self.loop.time(), "deactivated")
         self._pump()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
 
 
 __all__ = ["LINGER", "MAX_BODY", "Blf", "line_views"]

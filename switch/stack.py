@@ -71,6 +71,38 @@ def new_branch() -> str:
     return "z9hG4bK" + secrets.token_hex(10)
 
 
+class LoopTimer:
+    """The one loop timer of a pure machine: follows its ``get_timer()`` deadline
+    (moved only when that changes) and calls ``on_due`` when it comes."""
+
+    __slots__ = ("_handle", "_loop", "_on_due", "deadline")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_due: Callable[[], None]) -> None:
+        self._loop = loop
+        self._on_due = on_due
+        self._handle: asyncio.TimerHandle | None = None
+        self.deadline: float | None = None
+
+    def follow(self, deadline: float | None) -> None:
+        if deadline == self.deadline:
+            return
+        self.cancel()
+        self.deadline = deadline
+        if deadline is not None:
+            self._handle = self._loop.call_at(deadline, self._due)
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self.deadline = None
+
+    def _due(self) -> None:
+        self._handle = None
+        self.deadline = None
+        self._on_due()
+
+
 class Stack:
     """Owns the transaction layer and the transports; pumps between them."""
 
@@ -97,8 +129,7 @@ class Stack:
         )
         self.on_event: EventHandler = on_event or self._default_event
         self.stats: Counter[str] = Counter()
-        self._timer: asyncio.TimerHandle | None = None
-        self._deadline: float | None = None
+        self._timer = LoopTimer(self.loop, self._on_timer)
         self._closed = False
         self._errors_logged = 0
         # Bytes of UDP receive backlog above which ``overloaded()``; None: never.
@@ -130,9 +161,7 @@ class Stack:
 
     async def close(self) -> None:
         self._closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
         await self.transport.close()
 
     # -- TransportUser ----------------------------------------------------------------
@@ -278,22 +307,10 @@ class Stack:
                 self.on_event(event)
             except Exception:
                 log.exception("handler.failed", extra={"event": type(event).__name__})
-        self._rearm()
-
-    def _rearm(self) -> None:
-        deadline = self.layer.get_timer()
-        if deadline == self._deadline or self._closed:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._deadline = deadline
-        if deadline is not None:
-            self._timer = self.loop.call_at(deadline, self._on_timer)
+        if not self._closed:
+            self._timer.follow(self.layer.get_timer())
 
     def _on_timer(self) -> None:
-        self._timer = None
-        self._deadline = None
         try:
             self.layer.handle_timer(self.loop.time())
         except Exception:

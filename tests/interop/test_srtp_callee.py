@@ -63,6 +63,26 @@ def hang_up(caller: Phone, callee: Phone, switch: SwitchProcess) -> None:
     assert str(row["cause"]).startswith("caller-")
 
 
+def ready(phone: Phone, transport: str, registrar: str, **srtp: int) -> None:
+    """``phone`` started on ``transport`` and registered (``srtp``: pjsua2's SRTP
+    settings for the account, ``srtp`` and ``srtp_signaling``)."""
+    phone.command("init", transport=transport, codec="PCMU/8000", log_level=LEVEL)
+    user = phone.name
+    result = phone.command(
+        "register", registrar=registrar, user=user, password=f"secret{user}", **srtp
+    )
+    assert result["status"] == 200, result
+
+
+def connect(caller: Phone, callee: Phone, target: str) -> str:
+    """``caller`` calls ``target``, ``callee`` answers: the INVITE it got."""
+    caller.command("call", target=target)
+    invite: str = callee.command("answer")["invite"]
+    caller.command("wait_state", state="CONFIRMED")
+    callee.command("wait_state", state="CONFIRMED")
+    return invite
+
+
 def test_plain_phone_calls_srtp_only_phone_over_tls_audio_both_ways(
     switch_process: SwitchProcess, tmp_path: Path
 ) -> None:
@@ -72,21 +92,11 @@ def test_plain_phone_calls_srtp_only_phone_over_tls_audio_both_ways(
         Phone(name="401", log_path=str(tmp_path / "401.log")) as p401,
         Phone(name="402", log_path=str(tmp_path / "402.log")) as p402,
     ):
-        p401.command("init", transport="udp", codec="PCMU/8000", log_level=LEVEL)
-        p402.command("init", transport="tls", codec="PCMU/8000", log_level=LEVEL)
-        result = p401.command("register", registrar=udp, user="401", password="secret401")
-        assert result["status"] == 200, result
-        result = p402.command(
-            "register", registrar=tls, user="402", password="secret402", srtp=2, srtp_signaling=1
-        )
-        assert result["status"] == 200, result
-
-        p401.command("call", target=f"sip:402@127.0.0.1:{switch_process.sip_port}")
-        invite = p402.command("answer")["invite"]
+        ready(p401, "udp", udp)
+        ready(p402, "tls", tls, srtp=2, srtp_signaling=1)
+        invite = connect(p401, p402, f"sip:402@127.0.0.1:{switch_process.sip_port}")
         assert " RTP/SAVP " in invite
         assert "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" in invite
-        p401.command("wait_state", state="CONFIRMED")
-        p402.command("wait_state", state="CONFIRMED")
         talk(p401, p402, tmp_path)
         hang_up(p401, p402, switch_process)
 
@@ -99,27 +109,13 @@ def test_srtp_phone_calls_srtp_only_phone_each_leg_terminated(
         Phone(name="401", log_path=str(tmp_path / "401.log")) as p401,
         Phone(name="402", log_path=str(tmp_path / "402.log")) as p402,
     ):
-        for phone in (p401, p402):
-            phone.command("init", transport="tls", codec="PCMU/8000", log_level=LEVEL)
-        for phone, user in ((p401, "401"), (p402, "402")):
-            result = phone.command(
-                "register",
-                registrar=tls,
-                user=user,
-                password=f"secret{user}",
-                srtp=2,
-                srtp_signaling=1,
-            )
-            assert result["status"] == 200, result
-
-        p401.command("call", target=f"sip:402@127.0.0.1:{switch_process.tls_port};transport=tls")
-        invite = p402.command("answer")["invite"]
+        ready(p401, "tls", tls, srtp=2, srtp_signaling=1)
+        ready(p402, "tls", tls, srtp=2, srtp_signaling=1)
+        invite = connect(p401, p402, f"sip:402@127.0.0.1:{switch_process.tls_port};transport=tls")
         assert " RTP/SAVP " in invite
         # The switch's own keys, not the caller's: the INVITE 402 gets offers every
         # suite of the switch (tags 1-4), whatever 401 offered.
         assert re.findall(r"a=crypto:(\d) ", invite) == ["1", "2", "3", "4"]
-        p401.command("wait_state", state="CONFIRMED")
-        p402.command("wait_state", state="CONFIRMED")
         talk(p401, p402, tmp_path)
         hang_up(p401, p402, switch_process)
 
@@ -133,18 +129,10 @@ def test_plain_phone_calls_srtp_optional_phone_best_effort_offer(
         Phone(name="401", log_path=str(tmp_path / "401.log")) as p401,
         Phone(name="403", log_path=str(tmp_path / "403.log")) as p403,
     ):
-        p401.command("init", transport="udp", codec="PCMU/8000", log_level=LEVEL)
-        p403.command("init", transport="tls", codec="PCMU/8000", log_level=LEVEL)
-        result = p401.command("register", registrar=udp, user="401", password="secret401")
-        assert result["status"] == 200, result
-        result = p403.command("register", registrar=tls, user="403", password="secret403", srtp=1)
-        assert result["status"] == 200, result
-
-        p401.command("call", target=f"sip:403@127.0.0.1:{switch_process.sip_port}")
-        invite = p403.command("answer")["invite"]
+        ready(p401, "udp", udp)
+        ready(p403, "tls", tls, srtp=1)
+        invite = connect(p401, p403, f"sip:403@127.0.0.1:{switch_process.sip_port}")
         assert " RTP/AVP " in invite
         assert "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" in invite
-        p401.command("wait_state", state="CONFIRMED")
-        p403.command("wait_state", state="CONFIRMED")
         talk(p401, p403, tmp_path)
         hang_up(p401, p403, switch_process)

@@ -389,10 +389,8 @@ class Transfers:
         for other in _unique(b2bua._by_call_id.values()):
             if other is running or other.ended:
                 continue
-            ringing = other.call.ringing_line(line.key)
-            if ringing is None or not other.call.can_pick_up(picker.leg.initial_sdp.body):
-                continue
-            if not other.call.pickup(picker, now):
+            # ``pickup`` checks the codecs itself, and changes nothing when it refuses.
+            if other.call.ringing_line(line.key) is None or not other.call.pickup(picker, now):
                 continue
             picker_call.release_a("picked-up", now)
             self.move(running, other, picker)

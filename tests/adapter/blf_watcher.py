@@ -1,5 +1,7 @@
 """A raw SIP UA over UDP that subscribes to lines (``Event: dialog``) and answers
-every NOTIFY: the BLF subscriber of the adapter tests and of ``bench/features.py``."""
+every NOTIFY: the BLF subscriber of the adapter tests and of ``bench/features.py``.
+``subscribe_headers`` and ``subscribe_credentials`` also serve the synchronous
+subscriber of ``tests/interop/test_blf_interop.py``."""
 
 from __future__ import annotations
 
@@ -12,6 +14,22 @@ from switch.sip.message import Request, Response
 from tests.adapter.raw_ua import WAIT, RawUa
 
 _n = itertools.count(1)
+
+
+def subscribe_headers(*, expires: int = 600, auth: str = "", event: str = "dialog") -> list[str]:
+    """The headers a SUBSCRIBE adds to ``raw_ua.request_text``'s."""
+    headers = [f"Event: {event}", "Accept: application/dialog-info+xml", f"Expires: {expires}"]
+    return [*headers, f"Proxy-Authorization: {auth}"] if auth else headers
+
+
+def subscribe_credentials(challenge: Response, target: str, user: str, password: str) -> str:
+    """The Proxy-Authorization answering a 407 to a SUBSCRIBE to line ``target``."""
+    value = challenge.headers.get("Proxy-Authenticate")
+    assert value is not None
+    return answer_challenge(
+        parse_challenge(value), method="SUBSCRIBE", uri=f"sip:{target}@pbx.test",
+        username=user, password=password, cnonce="w", nc=1,
+    )  # fmt: skip
 
 
 class Watcher(RawUa):
@@ -53,22 +71,11 @@ class Watcher(RawUa):
         event: str = "dialog",
     ) -> None:
         sub.cseq += 1
-        lines = [
-            f"SUBSCRIBE {sub.ruri} SIP/2.0",
-            f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bK-w{next(_n)};rport",
-            "Max-Forwards: 70",
-            f"From: <sip:{self.user}@{self.domain}>;tag={sub.from_tag}",
-            f"To: <sip:{sub.target}@pbx.test>" + (f";tag={sub.to_tag}" if sub.to_tag else ""),
-            f"Call-ID: {sub.call_id}",
-            f"CSeq: {sub.cseq} SUBSCRIBE",
-            f"Contact: <sip:{self.user}@127.0.0.1:{self.port}>",
-            f"Event: {event}",
-            "Accept: application/dialog-info+xml",
-            f"Expires: {expires}",
-        ]
-        if auth:
-            lines.append(f"Proxy-Authorization: {auth}")
-        self.send("\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n")
+        self.request(
+            "SUBSCRIBE", sub.ruri, call_id=sub.call_id, cseq=sub.cseq, from_tag=sub.from_tag,
+            to_tag=sub.to_tag, to=sub.target,
+            extra=subscribe_headers(expires=expires, auth=auth, event=event),
+        )  # fmt: skip
 
     async def subscribe(self, target: str, *, expires: int = 600) -> tuple[Subscription, Response]:
         """SUBSCRIBE to ``target``, answering the 407; the final response."""
@@ -77,13 +84,7 @@ class Watcher(RawUa):
         challenge = await self.final(sub)
         if challenge.status != 407:
             return sub, challenge
-        value = challenge.headers.get("Proxy-Authenticate")
-        assert value is not None
-        parsed = parse_challenge(value)
-        auth = answer_challenge(
-            parsed, method="SUBSCRIBE", uri=sub.ruri, username=self.user,
-            password=self.password, cnonce="w", nc=1,
-        )  # fmt: skip
+        auth = subscribe_credentials(challenge, sub.target, self.user, self.password)
         self.send_subscribe(sub, expires=expires, auth=auth)
         response = await self.final(sub)
         sub.to_tag = response.to_tag or ""

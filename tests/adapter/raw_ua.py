@@ -77,6 +77,42 @@ async def running_switch(
         assert await asyncio.wait_for(task, 15) == 0
 
 
+def request_text(
+    method: str,
+    ruri: str,
+    *,
+    user: str,
+    domain: str,
+    port: int,
+    call_id: str,
+    cseq: int,
+    from_tag: str,
+    to_tag: str = "",
+    to: str = "402",
+    branch: str = "",
+    cseq_method: str = "",
+    extra: list[str] | None = None,
+    body: str = "",
+) -> str:
+    """A request from ``user`` on 127.0.0.1:``port`` (UDP) to ``to`` of pbx.test."""
+    branch = branch or f"z9hG4bK-ua{next(_n)}"
+    lines = [
+        f"{method} {ruri} SIP/2.0",
+        f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch={branch};rport",
+        "Max-Forwards: 70",
+        f"From: <sip:{user}@{domain}>;tag={from_tag}",
+        f"To: <sip:{to}@pbx.test>" + (f";tag={to_tag}" if to_tag else ""),
+        f"Call-ID: {call_id}",
+        f"CSeq: {cseq} {cseq_method or method}",
+        f"Contact: <sip:{user}@127.0.0.1:{port}>",
+        *(extra or []),
+    ]
+    if body:
+        lines.append("Content-Type: application/sdp")
+    lines.append(f"Content-Length: {len(body)}")
+    return "\r\n".join(lines) + "\r\n\r\n" + body
+
+
 @dataclass
 class Incoming:
     """One call as the callee UA saw it."""
@@ -216,21 +252,12 @@ class RawUa(asyncio.DatagramProtocol):
         body: str = "",
     ) -> str:
         branch = branch or f"z9hG4bK-ua{next(_n)}"
-        lines = [
-            f"{method} {ruri} SIP/2.0",
-            f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch={branch};rport",
-            "Max-Forwards: 70",
-            f"From: <sip:{self.user}@{self.domain}>;tag={from_tag}",
-            f"To: <sip:{to}@pbx.test>" + (f";tag={to_tag}" if to_tag else ""),
-            f"Call-ID: {call_id}",
-            f"CSeq: {cseq} {cseq_method or method}",
-            f"Contact: <sip:{self.user}@127.0.0.1:{self.port}>",
-            *(extra or []),
-        ]
-        if body:
-            lines.append("Content-Type: application/sdp")
-        lines.append(f"Content-Length: {len(body)}")
-        self.send("\r\n".join(lines) + "\r\n\r\n" + body)
+        text = request_text(
+            method, ruri, user=self.user, domain=self.domain, port=self.port,
+            call_id=call_id, cseq=cseq, from_tag=from_tag, to_tag=to_tag, to=to,
+            branch=branch, cseq_method=cseq_method, extra=extra, body=body,
+        )  # fmt: skip
+        self.send(text)
         return branch
 
     # -- as a line ---------------------------------------------------------------------

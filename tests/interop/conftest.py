@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -46,17 +47,17 @@ def require_binary(name: str) -> str:
     return path
 
 
-@pytest.fixture
-def three(
-    switch_process: SwitchProcess, tmp_path: Path
-) -> Iterator[tuple[Phone, Phone, Phone, str]]:
-    registrar = f"sip:127.0.0.1:{switch_process.sip_port}"
-    with (
-        Phone(name="401", log_path=str(tmp_path / "401.log")) as p401,
-        Phone(name="402", log_path=str(tmp_path / "402.log")) as p402,
-        Phone(name="403", log_path=str(tmp_path / "403.log")) as p403,
-    ):
-        for phone, user in ((p401, "401"), (p402, "402"), (p403, "403")):
+@contextmanager
+def registered_phones(switch: SwitchProcess, tmp_path: Path, *users: str) -> Iterator[list[Phone]]:
+    """pjsua2 phones (UDP, PCMU), each registered to ``switch`` as its line
+    (password ``secret<user>``, 200 asserted); closed on leaving."""
+    registrar = f"sip:127.0.0.1:{switch.sip_port}"
+    with ExitStack() as stack:
+        phones = [
+            stack.enter_context(Phone(name=user, log_path=str(tmp_path / f"{user}.log")))
+            for user in users
+        ]
+        for phone, user in zip(phones, users, strict=True):
             phone.command(
                 "init",
                 transport="udp",
@@ -67,4 +68,19 @@ def three(
                 "register", registrar=registrar, user=user, password=f"secret{user}"
             )
             assert result["status"] == 200, result
+        yield phones
+
+
+@pytest.fixture
+def phones(switch_process: SwitchProcess, tmp_path: Path) -> Iterator[tuple[Phone, Phone, str]]:
+    """401 and 402 registered; the URI that calls 402."""
+    with registered_phones(switch_process, tmp_path, "401", "402") as (p401, p402):
+        yield p401, p402, f"sip:402@127.0.0.1:{switch_process.sip_port}"
+
+
+@pytest.fixture
+def three(
+    switch_process: SwitchProcess, tmp_path: Path
+) -> Iterator[tuple[Phone, Phone, Phone, str]]:
+    with registered_phones(switch_process, tmp_path, "401", "402", "403") as (p401, p402, p403):
         yield p401, p402, p403, f"127.0.0.1:{switch_process.sip_port}"

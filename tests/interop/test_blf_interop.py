@@ -14,15 +14,15 @@ import os
 import re
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from switch.sip.auth import answer_challenge, parse_challenge
 from switch.sip.dialog_info import DialogInfo, DialogState, Direction, parse
 from switch.sip.message import Request, Response
 from switch.sip.parser import parse_message
+from tests.adapter.blf_watcher import subscribe_credentials, subscribe_headers
+from tests.adapter.raw_ua import request_text
 from tests.interop.phone import Phone
 from tests.interop.test_transfer_interop import talk
 from tests.sip_support import SwitchProcess
@@ -52,22 +52,11 @@ class Subscriber:
 
     def send_subscribe(self, target: str, *, expires: int = 600, auth: str = "") -> None:
         self.cseq += 1
-        lines = [
-            f"SUBSCRIBE sip:{target}@pbx.test SIP/2.0",
-            f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bK-i{next(_n)};rport",
-            "Max-Forwards: 70",
-            f"From: <sip:{self.user}@pbx.test>;tag=watch{self.port}",
-            f"To: <sip:{target}@pbx.test>" + (f";tag={self.to_tag}" if self.to_tag else ""),
-            f"Call-ID: {self.call_id}",
-            f"CSeq: {self.cseq} SUBSCRIBE",
-            f"Contact: <sip:{self.user}@127.0.0.1:{self.port}>",
-            "Event: dialog",
-            "Accept: application/dialog-info+xml",
-            f"Expires: {expires}",
-        ]
-        if auth:
-            lines.append(f"Proxy-Authorization: {auth}")
-        data = "\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n"
+        data = request_text(
+            "SUBSCRIBE", f"sip:{target}@pbx.test", user=self.user, domain="pbx.test",
+            port=self.port, call_id=self.call_id, cseq=self.cseq, from_tag=f"watch{self.port}",
+            to_tag=self.to_tag, to=target, extra=subscribe_headers(expires=expires, auth=auth),
+        )  # fmt: skip
         self.sock.sendto(data.encode(), ("127.0.0.1", self.sip_port))
 
     def receive(self, deadline: float) -> Request | Response:
@@ -112,13 +101,9 @@ class Subscriber:
         self.send_subscribe(target)
         challenge = self.final()
         assert challenge.status == 407, challenge.status
-        value = challenge.headers.get("Proxy-Authenticate")
-        assert value is not None
-        auth = answer_challenge(
-            parse_challenge(value), method="SUBSCRIBE", uri=f"sip:{target}@pbx.test",
-            username=self.user, password=self.password, cnonce="i", nc=1,
-        )  # fmt: skip
-        self.send_subscribe(target, auth=auth)
+        self.send_subscribe(
+            target, auth=subscribe_credentials(challenge, target, self.user, self.password)
+        )
         ok = self.final()
         self.to_tag = ok.to_tag or ""
         return ok
@@ -144,22 +129,6 @@ def dialog_in(state: DialogState, call_id: str | None = None) -> object:
         )
 
     return found
-
-
-@pytest.fixture
-def phones(switch_process: SwitchProcess, tmp_path: Path) -> Iterator[tuple[Phone, Phone, str]]:
-    registrar = f"sip:127.0.0.1:{switch_process.sip_port}"
-    with (
-        Phone(name="401", log_path=str(tmp_path / "401.log")) as p401,
-        Phone(name="402", log_path=str(tmp_path / "402.log")) as p402,
-    ):
-        for phone, user in ((p401, "401"), (p402, "402")):
-            phone.command("init", transport="udp", codec="PCMU/8000")
-            result = phone.command(
-                "register", registrar=registrar, user=user, password=f"secret{user}"
-            )
-            assert result["status"] == 200, result
-        yield p401, p402, f"sip:402@127.0.0.1:{switch_process.sip_port}"
 
 
 def header(message: str, name: str) -> str:

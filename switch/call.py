@@ -480,8 +480,9 @@ class Call:
         # Headers every B leg's INVITE carries (Referred-By, on a transfer's call).
         self.leg_headers: tuple[tuple[str, str], ...] = ()
         self._transfer: _Transfer | None = None
-        self._bye_after_notify: Party | None = None  # BYE once the final NOTIFY is answered
-        self._bye_deadline: float | None = None
+        # The referrer of a transfer done, and when it gets its BYE at the latest
+        # (before, once its final NOTIFY is answered).
+        self._bye_after_notify: tuple[Party, float] | None = None
         self._reoffers: dict[int, tuple[Party, float, int]] = {}  # id(party): (party, at, tries)
         self.ids = ids
         self.media = media
@@ -527,11 +528,9 @@ class Call:
 
     def get_timer(self) -> float | None:
         deadlines = [t for p in self._all if (t := p.leg.get_timer()) is not None]
-        deadlines.extend(
-            t
-            for t in (self._ring_deadline, self._end_deadline, self._bye_deadline)
-            if t is not None
-        )
+        deadlines.extend(t for t in (self._ring_deadline, self._end_deadline) if t is not None)
+        if self._bye_after_notify is not None:
+            deadlines.append(self._bye_after_notify[1])
         deadlines.extend(at for _, at, _ in self._reoffers.values())
         return min(deadlines) if deadlines else None
 
@@ -550,7 +549,7 @@ class Call:
         """Ended, and no leg has anything left to do: forget the call."""
         return (
             self.state is CallState.ENDED
-            and self._bye_deadline is None
+            and self._bye_after_notify is None
             and all(p.leg.terminated and p.leg.get_timer() is None for p in self._all)
         )
 
@@ -721,8 +720,7 @@ class Call:
             if now >= at:
                 del self._reoffers[key]
                 self._reoffer(party, now, tries=tries + 1)
-        if self._bye_deadline is not None and now >= self._bye_deadline:
-            self._bye_deadline = None
+        if self._bye_after_notify is not None and now >= self._bye_after_notify[1]:
             self._bye_referrer(now)
         if self._ring_deadline is not None and now >= self._ring_deadline:
             self._ring_deadline = None
@@ -1036,9 +1034,7 @@ class Call:
     ) -> None:
         method = event.request.method
         if method == "NOTIFY":
-            if party is self._bye_after_notify and event.response.status >= 200:
-                self._bye_referrer(now)
-            return
+            return  # the REFER's subscription (the referrer is retired once it is over)
         forward = self._forwards.pop((id(party.leg), method), None)
         if forward is None:
             return
@@ -1078,9 +1074,11 @@ class Call:
             with contextlib.suppress(SipError):
                 party.leg.respond_to(event.request, status, now=now)
         elif isinstance(event, InDialogResponseReceived):
+            bye = self._bye_after_notify
             if (
                 event.request.method == "NOTIFY"
-                and party is self._bye_after_notify
+                and bye is not None
+                and party is bye[0]
                 and event.response.status >= 200
             ):
                 self._bye_referrer(now)
@@ -1186,8 +1184,7 @@ class Call:
         if referrer not in self._retired:
             self._retired.append(referrer)
         if not xfer.gone and referrer.leg.state < LegState.TERMINATING:
-            self._bye_after_notify = referrer
-            self._bye_deadline = now + BYE_AFTER_NOTIFY
+            self._bye_after_notify = (referrer, now + BYE_AFTER_NOTIFY)
         self._finish(Outcome.ANSWERED, "transferred", now)
         return transferee
 
@@ -1213,10 +1210,9 @@ class Call:
         xfer.final = frag.final
 
     def _bye_referrer(self, now: float) -> None:
-        party, self._bye_after_notify = self._bye_after_notify, None
-        self._bye_deadline = None
-        if party is not None:
-            party.leg.bye(now)
+        bye, self._bye_after_notify = self._bye_after_notify, None
+        if bye is not None:
+            bye[0].leg.bye(now)
 
     def _detach(self, party: Party, now: float) -> Party:
         """Take ``party`` out of this call (its leg stays as it is): what was being

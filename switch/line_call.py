@@ -61,12 +61,11 @@ from routing.linesettings import (
     LineSettings,
     is_internal_number,
 )
-from routing.overflow import CAUSE_LABELS
 from routing.program import FailCause
 from switch.call import CallState, DialFailed, DigitPressed, Target, TargetAnswered
 from switch.directory import STANDARD_GROUP, Company, Group, Line
 from switch.line_settings import LineSettingsStoreError, group_key
-from switch.service import FAIL_CAUSES, Pending, Trace
+from switch.service import Pending, Trace, dial_failed
 from switch.trunk import Refusal
 
 if TYPE_CHECKING:
@@ -125,12 +124,10 @@ class LineCall:
 
     def on_command(self, cmd: DialFailed | TargetAnswered | DigitPressed) -> None:
         if isinstance(cmd, DialFailed):
-            cause = FAIL_CAUSES.get(cmd.outcome, FailCause.UNREACHABLE)
-            self.call.because.append(f"→ {CAUSE_LABELS[cause]} ({cmd.cause})")
-            self._resolve(Failed(cause))
+            self._pending.resolve(dial_failed(cmd, self.call.because))
         elif isinstance(cmd, TargetAnswered):
             self.call.because.append(f"→ {cmd.label} a décroché")
-            self._resolve(Answered(cmd.label))
+            self._pending.resolve(Answered(cmd.label))
 
     def on_ended(self, answered: bool, talk: float) -> None:
         self._pending.close()
@@ -143,12 +140,12 @@ class LineCall:
         """A call to ``callee`` (its ``settings`` as already loaded) through its forwards
         (and, for the main number, the Standard after the main phone)."""
         facts = await self._facts(callee, settings)
-        session = ForwardingSession(facts[callee.extension], self._lookup(facts), self.caller)
+        session = ForwardingSession(facts[callee.extension], _Lookup(self, facts), self.caller)
         if not await self._open(callee.key):
             return
         action = session.start()
         for _ in range(4 * 5 + 4):  # every diversion is at most one Ring or Dial
-            self._trace(action.because)
+            self._traced.add(action.because)
             if isinstance(action, Ring):
                 outcome = await self._ring_line(action.extension, action.ring_s, action.leg)
             elif isinstance(action, Dial):
@@ -261,7 +258,7 @@ class LineCall:
         return dataclasses.replace(target, extra=target.extra + _headers(leg))
 
     async def _dial(self, targets: list[Target], ring_s: float) -> Outcome:
-        waiter = self._wait()
+        waiter = self._pending.wait()
         self.call.dial(targets, self.b2bua.loop.time(), ring_timeout=ring_s)
         self.b2bua.execute(self.running)
         return await waiter
@@ -406,9 +403,6 @@ class LineCall:
                     queue.append(reached)
         return out
 
-    def _lookup(self, facts: dict[str, LineFacts]) -> _Lookup:
-        return _Lookup(self, facts)
-
     # -- plumbing ----------------------------------------------------------------------
 
     async def _open(self, key: str) -> bool:
@@ -432,15 +426,6 @@ class LineCall:
     @property
     def _ended(self) -> bool:
         return self._pending.closed
-
-    def _trace(self, because: Iterable[str]) -> None:
-        self._traced.add(because)
-
-    def _wait(self) -> asyncio.Future[Outcome]:
-        return self._pending.wait()
-
-    def _resolve(self, outcome: Outcome) -> None:
-        self._pending.resolve(outcome)
 
 
 class GroupDayNight:

@@ -148,6 +148,14 @@ class Trace:
                 self.lines.append(line)
 
 
+def dial_failed(cmd: DialFailed, because: list[str]) -> Failed:
+    """The routing outcome of a failed dial, traced in ``because`` (one line per dial
+    result). Shared by ``ServiceCall`` and ``switch.line_call``."""
+    cause = FAIL_CAUSES.get(cmd.outcome, FailCause.UNREACHABLE)
+    because.append(f"→ {CAUSE_LABELS[cause]} ({cmd.cause})")
+    return Failed(cause)
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
     """Who calls, as the service sees it (From user, privacy, display, SIP From to show)."""
@@ -192,8 +200,7 @@ class ServiceCall:
 
     def on_command(self, cmd: DialFailed | TargetAnswered | DigitPressed) -> None:
         if isinstance(cmd, DialFailed):
-            self._resolve(Failed(FAIL_CAUSES.get(cmd.outcome, FailCause.UNREACHABLE)))
-            self._trace_dial_result(cmd)
+            self._resolve(dial_failed(cmd, self.call.because))
         elif isinstance(cmd, TargetAnswered):
             self._answered_at = self.b2bua.loop.time()
             self._resolve(Answered(cmd.label))
@@ -437,10 +444,6 @@ class ServiceCall:
         shown = "".join(c for c in user if c.isalnum() or c in "+-.") or "anonymous"
         return f'"{shown}" <sip:{shown}@{caller.domain}>'
 
-    def _trace_dial_result(self, cmd: DialFailed) -> None:
-        cause = FAIL_CAUSES.get(cmd.outcome, FailCause.UNREACHABLE)
-        self.call.because.append(f"→ {CAUSE_LABELS[cause]} ({cmd.cause})")
-
     # -- plumbing -------------------------------------------------------------------------
 
     @property
@@ -465,4 +468,5 @@ __all__ = [
     "Pending",
     "ServiceCall",
     "Trace",
+    "dial_failed",
 ]

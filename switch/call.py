@@ -1217,17 +1217,7 @@ class Call:
     def _detach(self, party: Party, now: float) -> Party:
         """Take ``party`` out of this call (its leg stays as it is): what was being
         relayed from or to it is refused, so the leg is free for its next call."""
-        for key, forward in list(self._forwards.items()):
-            if forward.origin is party and forward.request is not None:
-                del self._forwards[key]
-                with contextlib.suppress(SipError):
-                    party.leg.respond_to(forward.request, 491, now=now)
-            elif key[0] == id(party.leg):
-                del self._forwards[key]
-                if forward.origin is not None and forward.request is not None:
-                    with contextlib.suppress(SipError):
-                        forward.origin.leg.respond_to(forward.request, 487, now=now)
-        self._reoffers.pop(id(party), None)
+        self._drop_forwards(party, now, own=491, relayed=487)
         if party in self._all:
             self._all.remove(party)
         self._moved.append(party)
@@ -1379,17 +1369,26 @@ class Call:
             self.winner = new
         if new not in self._all:
             self._all.append(new)
+        self._drop_forwards(old, now, own=None, relayed=491)  # its BYE answers its own
+        self._retired.append(old)
+        old.leg.hang_up(now, status=487)
+
+    def _drop_forwards(self, party: Party, now: float, *, own: int | None, relayed: int) -> None:
+        """Forget what was being relayed from or to ``party`` and its pending
+        re-offer: its own requests are answered ``own`` (None: left unanswered),
+        those relayed to it are answered ``relayed`` to whoever sent them."""
         for key, forward in list(self._forwards.items()):
-            if forward.origin is old:
-                del self._forwards[key]  # the leg's BYE answers its pending request
-            elif key[0] == id(old.leg):
+            if forward.origin is party:
+                del self._forwards[key]
+                if own is not None and forward.request is not None:
+                    with contextlib.suppress(SipError):
+                        party.leg.respond_to(forward.request, own, now=now)
+            elif key[0] == id(party.leg):
                 del self._forwards[key]
                 if forward.origin is not None and forward.request is not None:
                     with contextlib.suppress(SipError):
-                        forward.origin.leg.respond_to(forward.request, 491, now=now)
-        self._reoffers.pop(id(old), None)
-        self._retired.append(old)
-        old.leg.hang_up(now, status=487)
+                        forward.origin.leg.respond_to(forward.request, relayed, now=now)
+        self._reoffers.pop(id(party), None)
 
     def _reoffer(self, party: Party, now: float, *, tries: int = 0) -> None:
         """Give ``party``, newly bridged to its peer by a transfer, the peer's media:

@@ -8,11 +8,9 @@ content both ways, not that packets flow.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 import wave
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,27 +51,6 @@ def heard(path: Path, *, seconds: float = 1.2, timeout: float = 5.0) -> float | 
     pcm = data[44:]
     pcm = pcm[len(pcm) - rate * 2 :] if rate else b""
     return dominant_frequency(pcm, rate or 8000, [1000, 2000])
-
-
-@pytest.fixture
-def phones(switch_process: SwitchProcess, tmp_path: Path) -> Iterator[tuple[Phone, Phone, str]]:
-    registrar = f"sip:127.0.0.1:{switch_process.sip_port}"
-    with (
-        Phone(name="401", log_path=str(tmp_path / "401.log")) as p401,
-        Phone(name="402", log_path=str(tmp_path / "402.log")) as p402,
-    ):
-        for phone, user in ((p401, "401"), (p402, "402")):
-            phone.command(
-                "init",
-                transport="udp",
-                codec="PCMU/8000",
-                log_level=int(os.environ.get("PJ_LOG", "0")),
-            )
-            result = phone.command(
-                "register", registrar=registrar, user=user, password=f"secret{user}"
-            )
-            assert result["status"] == 200, result
-        yield p401, p402, f"sip:402@127.0.0.1:{switch_process.sip_port}"
 
 
 def cdr_rows(switch: SwitchProcess, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:

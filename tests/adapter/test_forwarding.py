@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
+
 from routing.linesettings import Forwarding, LineSettings
 from switch.app import Server
 from switch.line_settings import AsyncLineSettingsStore
@@ -90,21 +92,28 @@ async def test_unconditional_forward_rings_the_target_only_with_diversion_and_hi
             ua.close()
 
 
-async def test_busy_forward_after_a_486_names_user_busy(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("condition", "answer", "reason"),
+    [("busy", 486, "user-busy"), ("unreachable", 503, "unavailable")],
+)
+async def test_a_failing_phone_forwards_with_its_reason_and_cause(
+    tmp_path: Path, condition: str, answer: int, reason: str
+) -> None:
+    """A 486 is the busy forward (``user-busy``), a 503 the unreachable one."""
     async with switch(tmp_path) as (server, port):
-        await forward(server, "401", busy="403")
-        busy = await phone("401", port, answer=486)
+        await forward(server, "401", **{condition: "403"})
+        failing = await phone("401", port, answer=answer)
         target = await phone("403", port)
         caller = await phone("402", port)
         call = await caller.call("401")
         await call.answered()
-        assert len(busy.incoming) == 1
+        assert len(failing.incoming) == 1
         invite = only_invite(target)
-        assert header(invite, "Diversion") == f"{N401};reason=user-busy;counter=1;privacy=off"
-        assert "cause%3D486" in header(invite, "History-Info")
-        assert ";cause=486>;index=1.1;mp=1" in header(invite, "History-Info")
+        assert header(invite, "Diversion") == f"{N401};reason={reason};counter=1;privacy=off"
+        assert f"cause%3D{answer}" in header(invite, "History-Info")
+        assert f";cause={answer}>;index=1.1;mp=1" in header(invite, "History-Info")
         await call.bye()
-        for ua in (busy, target, caller):
+        for ua in (failing, target, caller):
             ua.close()
 
 
@@ -141,22 +150,6 @@ async def test_unregistered_line_forwards_on_disconnection_to_402(tmp_path: Path
         assert ";cause=503>;index=1.1;mp=1" in header(invite, "History-Info")
         await call.bye()
         for ua in (target, caller):
-            ua.close()
-
-
-async def test_a_503_from_the_phone_counts_as_unreachable(tmp_path: Path) -> None:
-    async with switch(tmp_path) as (server, port):
-        await forward(server, "401", unreachable="403")
-        failing = await phone("401", port, answer=503)
-        target = await phone("403", port)
-        caller = await phone("402", port)
-        call = await caller.call("401")
-        await call.answered()
-        assert len(failing.incoming) == 1
-        invite = only_invite(target)
-        assert header(invite, "Diversion") == f"{N401};reason=unavailable;counter=1;privacy=off"
-        await call.bye()
-        for ua in (failing, target, caller):
             ua.close()
 
 

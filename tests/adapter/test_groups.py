@@ -21,6 +21,7 @@ from routing.linesettings import Forwarding, LineSettings
 from switch.app import Server, injected_clock
 from tests.adapter.raw_ua import RawUa, running_switch, sdp
 from tests.adapter.test_call_lifecycle import cdr, settings, until
+from tests.adapter.test_forwarding import phone as answering_phone
 
 GROUP_500 = "      - {number: 500, name: Commercial, strategy: sequential}\n"
 TEST_500 = (
@@ -43,10 +44,8 @@ async def switch(tmp_path: Path) -> AsyncIterator[tuple[Server, int]]:
 
 
 async def phone(extension: str, port: int, answer: int = 180) -> RawUa:
-    ua = await RawUa.open(extension, f"secret{extension}", port)
-    ua.answer = answer
-    await ua.register()
-    return ua
+    """A registered line that only rings unless told to answer ``answer``."""
+    return await answering_phone(extension, port, answer)
 
 
 def pick_up(ua: RawUa) -> None:

@@ -258,6 +258,16 @@ def rtp_audio(seq: int, payload: bytes) -> bytes:
     return header + b"\x00\x00\xab\xcd" + payload
 
 
+async def speak(rtp: Rtp, relay: tuple[str, int], freq: int, duration_ms: int) -> None:
+    """The caller's voice (a ``freq`` Hz tone) to ``relay``, paced as a phone sends it
+    (one 20 ms PCMU packet every 20 ms)."""
+    voice = ulaw_encode(sine(freq, duration_ms))
+    assert rtp.transport is not None
+    for i in range(duration_ms // 20):
+        rtp.transport.sendto(rtp_audio(i + 1, voice[i * 160 : (i + 1) * 160]), relay)
+        await asyncio.sleep(0.02)
+
+
 async def test_record_pre_answer_with_hash_then_activate_it(tmp_path: Path) -> None:
     """``*35*2``: a beep, the caller's audio until ``#`` stored as a WAV in the data
     directory, the accepted tone; then ``*35*1`` is accepted and ``**35`` active."""
@@ -270,11 +280,7 @@ async def test_record_pre_answer_with_hash_then_activate_it(tmp_path: Path) -> N
             relay = ("127.0.0.1", sdp_port(ok.body))
             await until(lambda: detect(rtp.audio(), 8000, 1000) > 0.3)  # the beep
             await until(lambda: len(rtp.packets) >= 33)  # 400 ms silence + 250 ms beep
-            voice = ulaw_encode(sine(800, 1500))
-            assert rtp.transport is not None
-            for i in range(75):  # paced as a phone sends (20 ms per packet)
-                rtp.transport.sendto(rtp_audio(i + 1, voice[i * 160 : (i + 1) * 160]), relay)
-                await asyncio.sleep(0.02)
+            await speak(rtp, relay, 800, 1500)
             before = len(rtp.packets)
             rtp.send_dtmf(11, relay)  # '#'
             await out.bye_received()
@@ -429,11 +435,7 @@ async def test_record_pre_answer_ended_by_sip_info(tmp_path: Path) -> None:
             ok = await out.answered()
             relay = ("127.0.0.1", sdp_port(ok.body))
             await until(lambda: len(rtp.packets) >= 33)  # 400 ms silence + 250 ms beep
-            voice = ulaw_encode(sine(600, 1000))
-            assert rtp.transport is not None
-            for i in range(50):  # paced as a phone sends (20 ms per packet)
-                rtp.transport.sendto(rtp_audio(i + 1, voice[i * 160 : (i + 1) * 160]), relay)
-                await asyncio.sleep(0.02)
+            await speak(rtp, relay, 600, 1000)
             body = "Signal=#\r\nDuration=160\r\n"
             out.cseq += 1
             ua.send(

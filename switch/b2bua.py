@@ -455,7 +455,7 @@ class B2bua:
         the caller's identity withheld on this call, its CLIR included)."""
         request = running.call.a.leg.invite
         assert request is not None
-        privacy = "id" in (request.headers.get("Privacy") or "").lower().split(";")
+        privacy = _privacy_id(request)
         if caller is not None:
             who = ForwardCaller(
                 caller.direct_number or company.company_number,
@@ -510,15 +510,11 @@ class B2bua:
         library, entry = found
         request = running.call.a.leg.invite
         assert request is not None
-        privacy = (request.headers.get("Privacy") or "").lower()
-        display: str | None = None
+        display: str | None
         if caller is not None:
-            user = caller.direct_number or caller.extension
-            display = caller.name
+            user, display = caller.direct_number or caller.extension, caller.name
         else:
-            user = running.call.caller
-            with contextlib.suppress(ParseError):
-                display = request.from_.display
+            user, display = running.call.caller, _display(request)
         service = ServiceCall(
             self,
             running,
@@ -526,7 +522,7 @@ class B2bua:
             entry,
             Caller(
                 user,
-                withheld or "id" in privacy.split(";"),
+                withheld or _privacy_id(request),
                 display,
                 entry.service.domain or domain,
             ),
@@ -631,11 +627,7 @@ class B2bua:
         running = self._start(event, presented or trunk.key, called, line=trunk.key, now=now)
         if running is None:
             return
-        privacy = (request.headers.get("Privacy") or "").lower()
-        display = None
-        with contextlib.suppress(ParseError):
-            display = request.from_.display
-        from_ = features.phone_from(presented, display, "id" in privacy.split(";"), domain)
+        from_ = features.phone_from(presented, _display(request), _privacy_id(request), domain)
         self._spawn(self._setup(running, domain, None, called, from_=from_))
 
     async def _dial_out(
@@ -876,6 +868,18 @@ class B2bua:
         task = self.loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _privacy_id(request: Request) -> bool:
+    """The caller asks for its identity to be withheld (RFC 3323 ``Privacy: id``)."""
+    return "id" in (request.headers.get("Privacy") or "").lower().split(";")
+
+
+def _display(request: Request) -> str | None:
+    """The display name of the request's ``From``, if any and readable."""
+    with contextlib.suppress(ParseError):
+        return request.from_.display
+    return None
 
 
 def _srtp_keys() -> tuple[bytes, bytes]:

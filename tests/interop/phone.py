@@ -478,6 +478,16 @@ class Child:
     def cmd_media_changes(self, call: int | None = None, **_: Any) -> dict[str, Any]:
         return {"count": self.pick(call).media_changes}
 
+    def cmd_wait_media_change(
+        self, above: int, timeout: float = 10.0, call: int | None = None, **_: Any
+    ) -> dict[str, Any]:
+        """Until the call's media changed more than ``above`` times (a re-INVITE
+        applied: hold, resume, a transfer's new relay port)."""
+        target = self.pick(call)
+        if not self.wait_for(lambda: target.media_changes > above, timeout):
+            raise TimeoutError(f"media still changed {target.media_changes} times")
+        return {"count": target.media_changes}
+
     def _audio(self, timeout: float, call: int | None = None) -> Any:
         target = self.pick(call)
         if not self.wait_for(lambda: target.media_active, timeout):

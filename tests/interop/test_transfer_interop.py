@@ -40,6 +40,7 @@ def test_blind_transfer_joins_402_and_403_with_audio(
     p401.command("wait_state", state="CONFIRMED")
     p402.command("wait_state", state="CONFIRMED")
 
+    moved = p402.command("media_changes")["count"]
     p401.command("xfer", target=f"sip:403@{switch}")
     invite = p403.command("answer")["invite"]
     assert "Referred-By: <sip:401@pbx.test>" in invite
@@ -50,7 +51,7 @@ def test_blind_transfer_joins_402_and_403_with_audio(
     p401.command("wait_state", state="DISCONNECTED")  # the switch's BYE
 
     # 402 was moved by a re-INVITE: the transferee's tone reaches 403, and back.
-    p402.command("sleep", seconds=0.5)
+    p402.command("wait_media_change", above=moved)
     at402, at403 = talk(p402, p403, tmp_path, "blind")
     assert (at402, at403) == (2000, 1000)
 
@@ -68,21 +69,23 @@ def test_attended_transfer_joins_the_held_402_and_403_with_audio(
     first = p401.command("call", target=f"sip:402@{switch}")["call"]
     p402.command("answer")
     p401.command("wait_state", state="CONFIRMED", call=first)
+    held = p401.command("media_changes", call=first)["count"]
     p401.command("hold", call=first)
-    p401.command("sleep", seconds=0.5)
+    p401.command("wait_media_change", above=held, call=first)
 
     second = p401.command("call", target=f"sip:403@{switch}")["call"]
     p403.command("answer")
     p401.command("wait_state", state="CONFIRMED", call=second)
     p403.command("wait_state", state="CONFIRMED")
 
+    joined = p402.command("media_changes")["count"]
     p401.command("xfer_replaces", dest=second, call=first)
     statuses = [t["status"] for t in p401.command("wait_transfer")["transfers"]]
     assert statuses[-1] == 200
     p401.command("wait_state", state="DISCONNECTED", call=first)
     p401.command("wait_state", state="DISCONNECTED", call=second)
 
-    p402.command("sleep", seconds=0.5)
+    p402.command("wait_media_change", above=joined)  # resumed, joined to 403
     at402, at403 = talk(p402, p403, tmp_path, "attended")
     assert (at402, at403) == (2000, 1000)
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import random
@@ -107,7 +108,7 @@ from switch.sip.message import Request, Response
 from switch.sip.transaction import ClientKey
 from switch.sip.transaction_layer import NoSuchTransaction
 from switch.sip.uri import parse_uri
-from switch.stack import new_branch
+from switch.stack import LoopTimer, new_branch
 from switch.transfer import Transfers
 from switch.trunk import Outbound, Refusal, Trunk, Trunks, identity_headers
 
@@ -132,8 +133,7 @@ class _Running:
     lines: list[str]
     session: Any = None  # media.relay.RelaySession once open
     media: dict[str, MediaUpdate] = field(default_factory=dict)  # before the session opens
-    timer: asyncio.TimerHandle | None = None
-    deadline: float | None = None
+    timer: LoopTimer | None = None  # follows the call's deadline; dropped when forgotten
     call_ids: set[str] = field(default_factory=set)
     keys: set[ClientKey] = field(default_factory=set)
     ended: bool = False
@@ -835,18 +835,13 @@ class B2bua:
 
     def _arm(self, running: _Running) -> None:
         deadline = running.call.get_timer()
-        if deadline == running.deadline:
-            return
-        if running.timer is not None:
-            running.timer.cancel()
-            running.timer = None
-        running.deadline = deadline
-        if deadline is not None:
-            running.timer = self.loop.call_at(deadline, self._on_timer, running)
+        if running.timer is None:
+            if deadline is None:
+                return
+            running.timer = LoopTimer(self.loop, functools.partial(self._on_timer, running))
+        running.timer.follow(deadline)
 
     def _on_timer(self, running: _Running) -> None:
-        running.timer = None
-        running.deadline = None
         try:
             running.call.handle_timer(self.loop.time())
         except Exception:
@@ -856,7 +851,7 @@ class B2bua:
     def _forget(self, running: _Running) -> None:
         if running.timer is not None:
             running.timer.cancel()
-            running.timer = None
+            running.timer = None  # it refers back to the call: no cycle left for the GC
         for call_id in running.call_ids:
             if self._by_call_id.get(call_id) is running:
                 del self._by_call_id[call_id]

@@ -98,7 +98,6 @@ def test_forward_to_a_mobile_reaches_the_carrier_with_diversion(
     caller = phones["402"]
     caller.command("call", target=f"sip:401@127.0.0.1:{switch_process.sip_port}")
     caller.command("wait_state", state="CONFIRMED", timeout=15)
-    caller.command("sleep", seconds=0.3)
     caller.command("hangup")
     caller.command("wait_state", state="DISCONNECTED")
     out = finish(proc)

@@ -41,8 +41,9 @@ A diversion is **ignored** (the call goes on as if the rule were not set: rule 1
 falls through to 2-4, a conditional rule to the default) when its target is a
 line with forwarding protection (``*89*1``: "refused at activation time and
 ignored at call time"), the caller's own extension, an unknown internal number,
-or a public number the diverting line's **forward profile** bars now (checked at
-call time as well as at activation), or ``888`` for a line without voicemail.
+or a public number the diverting line's **forward profile** (with its company's
+restriction table) bars now (checked at call time as well as at activation), or
+``888`` for a line without voicemail.
 
 **Loops** (A→B→A, A→B→C→A, also through a direct number that ``lookup`` maps to
 a line already in the chain) and chains longer than :data:`MAX_HOPS` diversions
@@ -90,6 +91,7 @@ from routing.linesettings import (
 )
 from routing.numbering import NumberingPlan, destination_class, normalize
 from routing.program import FailCause
+from routing.restrictions import NO_TABLE, RestrictionTable
 from routing.restrictions import check as check_restriction
 
 MAX_HOPS = 5
@@ -132,7 +134,8 @@ class LineFacts:
     ``number``: its public number (direct line, or the company number for a ``6xx``),
     presented when it forwards as ``forwarder`` and used in its ``uri``.
     ``busy``: at its call limit before ringing (a 486 while ringing is ``Failed(BUSY)``).
-    ``forward_profile``: its restriction profile for forwards (RESTRICTIONS.md).
+    ``forward_profile``: its restriction profile for forwards (RESTRICTIONS.md), read
+    with ``restrictions``, its company's table (profiles 8/9, allow/deny prefixes).
     """
 
     extension: str
@@ -143,6 +146,7 @@ class LineFacts:
     busy: bool = False
     voicemail: bool = True
     forward_profile: int = 10
+    restrictions: RestrictionTable = NO_TABLE
 
     @property
     def uri(self) -> str:
@@ -465,7 +469,12 @@ class ForwardingSession:
         number = normalize(dest, self._plan)
         if number.kind == "invalid" or is_internal_number(dest, self._plan):
             return self._ignore(f"{label} ignoré : {dest} inconnu")
-        verdict = check_restriction(line.forward_profile, destination_class(number, self._plan))
+        verdict = check_restriction(
+            line.forward_profile,
+            destination_class(number, self._plan),
+            number=number.value,
+            table=line.restrictions,
+        )
         if not verdict.allowed:
             return self._ignore(f"{label} vers {number.value} ignoré : {verdict.because}")
         self._record(line, condition, f"sip:{number.value}@{line.domain};user=phone", None)

@@ -117,6 +117,10 @@ class Library:
     _calendar_cache: dict[tuple[str, str | None, str | None], Calendar] = field(
         default_factory=dict, compare=False, repr=False
     )
+    # Dialled text -> its number key (``_number_key``): every call asks for its
+    # called number, most often one already seen. Bounded: the text comes from
+    # the network.
+    _key_cache: dict[str, str | None] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def load(cls, routing_dir: Path) -> Library:
@@ -128,7 +132,14 @@ class Library:
         entry = self.numbers.get(dialled)
         if entry is not None:
             return entry
-        key = _number_key(dialled)
+        keys = self._key_cache
+        if dialled in keys:
+            key = keys[dialled]
+        else:
+            key = _number_key(dialled)
+            if len(keys) >= _KEY_CACHE_MAX:
+                keys.clear()
+            keys[dialled] = key
         return self.numbers.get(key) if key is not None else None
 
     def program_for(self, entry: NumberEntry) -> tuple[str, Program, str | None]:
@@ -210,6 +221,9 @@ class LibraryHolder:
 
 
 # --- loading ---------------------------------------------------------------------
+
+
+_KEY_CACHE_MAX = 4096
 
 
 def _number_key(text: str) -> str | None:

@@ -86,6 +86,7 @@ from routing.linesettings import (
     is_internal_number,
 )
 from routing.numbering import NumberingPlan, destination_class, normalize
+from routing.restrictions import NO_TABLE, RestrictionTable
 from routing.restrictions import check as check_restriction
 
 SPEED_DIAL_RANGE = range(700, 870)
@@ -611,7 +612,8 @@ class StarContext:
     """What ``apply`` needs to know beyond the line's own settings.
 
     ``extension``, ``direct_number``: the dialling line (forwarding to itself is refused).
-    ``forward_profile``: its restriction profile for forwards (RESTRICTIONS.md, 1-10).
+    ``forward_profile``: its restriction profile for forwards (RESTRICTIONS.md, 1-10),
+    read with ``restrictions``, the company's table (profiles 8/9, allow/deny prefixes).
     ``voicemail``: it has a voicemail box (``888`` as a destination needs one).
     ``extensions``: the company's internal numbers (lines); ``groups``: its hunt groups,
     ``999`` included; ``member_of``: the groups this line is declared in.
@@ -630,6 +632,7 @@ class StarContext:
     speed_dials: Mapping[str, str] = field(default_factory=dict)
     protected: Callable[[str], bool] = _nobody
     plan: NumberingPlan | None = None
+    restrictions: RestrictionTable = NO_TABLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -648,7 +651,8 @@ def check_forward_destination(dest: str, ctx: StarContext) -> DestinationCheck:
     of the company is accepted unless it has forwarding protection on; a group is
     accepted; a speed dial resolves to its number; another 3-digit number is an
     unknown internal number; anything else is a public number, checked against the
-    forward profile (emergency numbers always pass, RESTRICTIONS.md).
+    forward profile and the company's table (emergency numbers always pass,
+    RESTRICTIONS.md).
     """
     if dest == VOICEMAIL:
         if ctx.voicemail:
@@ -673,7 +677,12 @@ def check_forward_destination(dest: str, ctx: StarContext) -> DestinationCheck:
         return DestinationCheck(False, dest, f"{prefix}numéro invalide {dest}")
     if ctx.direct_number is not None and number.value == ctx.direct_number:
         return DestinationCheck(False, dest, "renvoi vers sa propre ligne directe")
-    verdict = check_restriction(ctx.forward_profile, destination_class(number, ctx.plan))
+    verdict = check_restriction(
+        ctx.forward_profile,
+        destination_class(number, ctx.plan),
+        number=number.value,
+        table=ctx.restrictions,
+    )
     because = f"{prefix}{number.value}, renvois : {verdict.because}"
     return DestinationCheck(verdict.allowed, number.value, because)
 

@@ -16,6 +16,12 @@ also the digest realm of its lines. One file describes them all::
           - {number: 500, name: Commercial, strategy: sequential}
         speed_dials:                     # annuaire: numéros abrégés 700-869
           - {code: 700, number: "01 45 79 52 18", name: Fournisseur}
+        restrictions:                    # the company's restriction table
+          profiles:                      # profils modifiables 8 and 9 only
+            8: {name: Commerciaux, classes: [free, national, mobile],
+                allow: ["+41"], deny: ["0970"]}
+          allow: ["+53"]                 # exceptions to the high-risk list
+          deny: ["0897", "+44 9"]        # barred for every line
         lines:
           - extension: 401               # 4 + last two digits of the direct line
             name: Alice Martin           # display name
@@ -36,6 +42,12 @@ Rules (PRODUCT.md, hosted PBX; RESTRICTIONS.md):
   -> ``478``); ``601``-``620`` is a phone without one: ``direct_number`` is refused.
 - Restriction profiles (1-10) default to 10 (direct line) or 1 (internal only),
   for direct calls and for forwarded calls alike; ``max_calls`` defaults to 5.
+- A company's ``restrictions`` defines its profiles 8 and 9 (a name, the classes
+  they allow, their own ``allow`` / ``deny`` prefixes) and two company-wide lists:
+  ``allow`` (international prefixes lifted off the high-risk list) and ``deny``
+  (barred for every line). Prefixes are read by ``routing.restrictions.parse_prefix``
+  and the table is built once, at load (``Company.restriction_table``); the
+  decision order is ``routing.restrictions.check``'s.
 - ``groups`` lists the hunt groups the line belongs to: numbers declared in the
   company's ``groups``, or ``999`` (the "Standard" group, implicit, simultaneous:
   it rings every member after the main phone). Default: ``[999]``. When the list
@@ -67,7 +79,9 @@ Cross-checks, reported as ``file:line:col: path.to.field: message`` like every
 other configuration error: duplicate company id, domain, extension (per company),
 direct number (whole directory), MAC (whole directory), group number, speed-dial
 code or contract id; unknown group or contract; an extension that is also a group
-number.
+number; a restriction profile other than 8 or 9 defined by a company, an unknown
+destination class, a string that is not a prefix, a company ``allow`` prefix that
+is not international, more than 1000 prefixes in a list.
 
 The loaded :class:`Directory` is immutable and indexed for the registrar
 (``line_for``, ``ha1_for``), the router (``line_by_direct_number``) and the
@@ -86,9 +100,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -97,8 +111,19 @@ from ruamel.yaml.util import load_yaml_guess_indent
 from routing.calendar import Calendar
 from routing.linesettings import STANDARD_GROUP as STANDARD_GROUP
 from routing.linesettings import VOICEMAIL as VOICEMAIL_NUMBER
-from routing.numbering import normalize
+from routing.numbering import DestinationKind, default_plan, normalize
 from routing.program import Name
+from routing.restrictions import (
+    CUSTOM_PROFILES,
+    MAX_PREFIXES,
+    NO_TABLE,
+    PROFILE_CLASSES,
+    PROFILE_NAMES,
+    CustomProfile,
+    PrefixList,
+    RestrictionTable,
+    parse_prefix,
+)
 from routing.source import ConfigError, ConfigErrors, Loc, YamlDocument, load_yaml, validate
 from routing.starcodes import SPEED_DIAL_RANGE
 from switch.sip.auth import ha1 as compute_ha1
@@ -282,6 +307,55 @@ def _pin_hash(value: Any) -> Any:
     return value
 
 
+def _prefix(value: Any) -> Any:
+    """A prefix of a restriction list (``routing.restrictions.parse_prefix``)."""
+    _quoted_number(value)
+    if isinstance(value, str):
+        try:
+            parse_prefix(value)
+        except ValueError as exc:  # parse_prefix says what a prefix may be
+            raise PydanticCustomError("prefix", "{why}", {"why": str(exc)}) from None
+    return value
+
+
+def _high_risk_exception(value: Any) -> Any:
+    """A prefix of the company's ``allow`` list: international, since all it can do is
+    lift the high-risk list (French, overseas and short numbers are never on it)."""
+    value = _prefix(value)
+    if isinstance(value, str):
+        overseas = tuple("+" + code for code in default_plan().overseas_codes)
+        for prefix in parse_prefix(value):
+            if not prefix.value.startswith("+") or prefix.value.startswith(("+33", *overseas)):
+                raise PydanticCustomError(
+                    "prefix",
+                    "the company's allow list only lifts the high-risk international list: "
+                    "write an international prefix (+CC...), not '{v}'",
+                    {"v": value},
+                )
+    return value
+
+
+def _profile_class(value: Any) -> Any:
+    if isinstance(value, str) and value not in PROFILE_CLASSES:
+        raise PydanticCustomError(
+            "class",
+            "unknown class '{v}' (classes: {known})",
+            {"v": value, "known": ", ".join(PROFILE_CLASSES)},
+        )
+    return value
+
+
+def _custom_profile(value: int) -> int:
+    if value not in CUSTOM_PROFILES:
+        raise PydanticCustomError(
+            "profile",
+            "profile {v}: only 8 and 9 are the company's to define "
+            "(1-7 and 10 are the operator's table)",
+            {"v": value},
+        )
+    return value
+
+
 Extension = Annotated[str, BeforeValidator(_three_digits)]
 # Contract ids are the ones routing programs name (``contracts:``): the same type.
 Identifier = Name
@@ -296,6 +370,10 @@ PinHash = Annotated[str, BeforeValidator(_pin_hash)]
 Md5Hex = Annotated[str, BeforeValidator(_hex(_HEX32, 32))]
 Sha256Hex = Annotated[str, BeforeValidator(_hex(_HEX64, 64))]
 Profile = Annotated[int, Field(ge=1, le=10)]
+CustomProfileNumber = Annotated[int, AfterValidator(_custom_profile)]
+ProfileClass = Annotated[str, BeforeValidator(_profile_class)]
+RestrictionPrefix = Annotated[str, BeforeValidator(_prefix)]
+HighRiskException = Annotated[str, BeforeValidator(_high_risk_exception)]
 SpeedDialCode = Annotated[
     int,
     BeforeValidator(_yaml_digits),
@@ -367,6 +445,25 @@ class RestrictionsConfig(_Model):
 
     direct: Profile | None = None
     forwarded: Profile | None = None
+
+
+class CustomProfileConfig(_Model):
+    """Profil modifiable (8 or 9): its name, the classes it allows, its own prefixes
+    (``allow`` and ``deny``: longest match wins, deny wins ties; RESTRICTIONS.md)."""
+
+    name: DisplayText | None = None
+    classes: list[ProfileClass] = Field(max_length=len(PROFILE_CLASSES))
+    allow: list[RestrictionPrefix] = Field(default_factory=list, max_length=MAX_PREFIXES)
+    deny: list[RestrictionPrefix] = Field(default_factory=list, max_length=MAX_PREFIXES)
+
+
+class CompanyRestrictionsConfig(_Model):
+    """The company's restriction table: profiles 8 and 9, and two lists for every line:
+    ``allow`` (exceptions to the high-risk list) and ``deny`` (barred)."""
+
+    profiles: dict[CustomProfileNumber, CustomProfileConfig] = Field(default_factory=dict)
+    allow: list[HighRiskException] = Field(default_factory=list, max_length=MAX_PREFIXES)
+    deny: list[RestrictionPrefix] = Field(default_factory=list, max_length=MAX_PREFIXES)
 
 
 class VoicemailConfig(_Model):
@@ -459,6 +556,7 @@ class CompanyConfig(_Model):
     groups: list[GroupConfig] = Field(default_factory=list, max_length=MAX_GROUPS)
     standard: StandardConfig = StandardConfig()
     speed_dials: list[SpeedDialConfig] = Field(default_factory=list)
+    restrictions: CompanyRestrictionsConfig = CompanyRestrictionsConfig()
     lines: list[LineConfig] = Field(default_factory=list)
 
 
@@ -589,6 +687,7 @@ class Company:
     speed_dials: tuple[SpeedDial, ...]
     lines: tuple[Line, ...]
     standard: Group = STANDARD  # the implicit 999, with its company settings
+    restriction_table: RestrictionTable = NO_TABLE  # profiles 8/9, allow/deny prefixes
     _by_extension: Mapping[str, Line] = field(init=False, repr=False, compare=False)
     _by_code: Mapping[str, SpeedDial] = field(init=False, repr=False, compare=False)
     _groups: Mapping[str, Group] = field(init=False, repr=False, compare=False)
@@ -839,6 +938,7 @@ class _Checker:
             ),
             speed_dials=speed_dials,
             lines=tuple(lines),
+            restriction_table=restriction_table(cfg.restrictions),
         )
 
     def groups(self, at: Loc, cfg: CompanyConfig) -> tuple[Group, ...]:
@@ -984,6 +1084,29 @@ class _Checker:
             else Mobile(cfg.mobile.number, cfg.mobile.mode, cfg.mobile.rings),
             presented_number=presented,
         )
+
+
+def restriction_table(cfg: CompanyRestrictionsConfig) -> RestrictionTable:
+    """The company's table, built once at load (every prefix already checked)."""
+    return RestrictionTable(
+        profiles=tuple(
+            CustomProfile(
+                number,
+                profile.name or PROFILE_NAMES[number],
+                frozenset(_kind(k) for k in profile.classes),
+                PrefixList.parse(profile.allow),
+                PrefixList.parse(profile.deny),
+            )
+            for number, profile in sorted(cfg.profiles.items())
+        ),
+        allow=PrefixList.parse(cfg.allow),
+        deny=PrefixList.parse(cfg.deny),
+    )
+
+
+def _kind(name: str) -> DestinationKind:
+    """A class name ``_profile_class`` has checked (one of ``PROFILE_CLASSES``)."""
+    return cast(DestinationKind, name)
 
 
 # -- clear secrets -> hashes, in the file ----------------------------------------------

@@ -61,6 +61,8 @@ import asyncio
 import logging
 import os
 import random
+import string
+import unicodedata
 import wave
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -100,6 +102,7 @@ from switch.call import (
     MediaAnswered,
 )
 from switch.directory import Company, Line
+from switch.sip.headers import unquote
 from switch.trunk import ANONYMOUS
 
 if TYPE_CHECKING:
@@ -128,15 +131,46 @@ class Dialled:
 
 
 def phone_from(number: str, display: str | None, withheld: bool, domain: str) -> str:
-    """The ``From`` (and ``P-Asserted-Identity``) of a call towards a phone: the
-    caller's number at the switch's domain with its display name, never an IP
-    address (PHONES.md), and ``"Anonymous" <sip:anonymous@anonymous.invalid>`` when
-    the caller withholds its identity (RFC 3323)."""
-    user = "".join(c for c in number if c.isalnum() or c == "+")
+    """The ``From`` (and ``P-Asserted-Identity``) of a call towards a phone:
+    ``"Name" <sip:NUMBER@domain>``, the caller's number at the switch's domain, never
+    an IP address (PHONES.md), and ``"Anonymous" <sip:anonymous@anonymous.invalid>``
+    when the caller withholds its identity (RFC 3323), has no number, or is
+    ``anonymous``.
+
+    ``number`` keeps its ASCII letters, digits and ``+`` (what a phone can dial back).
+    ``display`` is plain text, or a display-name as a From carries it (a
+    quoted-string is unquoted first); its control characters are dropped and, when
+    nothing is left, the number shows instead."""
+    user = "".join(c for c in number if c in _USER_CHARS)
     if withheld or not user or user.lower() == "anonymous":
         return ANONYMOUS
-    name = (display or "").replace('"', "").replace("\\", "").strip() or user
-    return f'"{name}" <sip:{user}@{domain}>'
+    return f"{_quoted(_shown(display) or user)} <sip:{user}@{domain}>"
+
+
+_USER_CHARS = frozenset(string.ascii_letters + string.digits + "+")
+
+
+def _shown(display: str | None) -> str:
+    """What a phone should show of ``display`` (plain text, or a display-name as
+    written in a From: the quoted-string ``"Jean \\"JD\\" Dupont"`` is
+    ``Jean "JD" Dupont``): control characters (C0 with tab and line breaks, DEL,
+    C1) dropped, outer white space stripped; "" when nothing is left."""
+    text = unquote((display or "").strip())
+    return "".join(c for c in text if unicodedata.category(c) != "Cc").strip()
+
+
+def _quoted(text: str) -> str:
+    """``text`` (no control characters: ``_shown``) as a quoted-string display-name::
+
+        quoted-string  =  SWS DQUOTE *(qdtext / quoted-pair ) DQUOTE
+        qdtext         =  LWS / %x21 / %x23-5B / %x5D-7E / UTF8-NONASCII
+        quoted-pair    =  "\\" (%x00-09 / %x0B-0C / %x0E-7F)
+
+    (RFC 3261 §25.1): ``"`` and ``\\`` are the two characters qdtext excludes that
+    text may hold, each escaped as a quoted-pair; anything else, non-ASCII
+    included, stands as it is."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
 
 
 def phone_identity(from_: str) -> tuple[tuple[str, str], ...]:
@@ -249,6 +283,7 @@ async def star_context(
         member_of=frozenset(caller.groups),
         speed_dials={sd.code: sd.number for sd in company.speed_dials},
         protected=protected,
+        restrictions=company.restriction_table,
     )
 
 

@@ -54,8 +54,6 @@ from routing.forwarding import (
 from routing.groups import MemberFacts, current_members, group_mode, hunt_steps
 from routing.linesettings import (
     ALL_CONDITIONS,
-    DayNight,
-    DayNightOverride,
     ForwardCondition,
     GroupSettings,
     LineSettings,
@@ -63,9 +61,10 @@ from routing.linesettings import (
 )
 from routing.program import FailCause
 from switch.call import CallState, DialFailed, DigitPressed, Target, TargetAnswered
+from switch.daynight import group_override
 from switch.directory import STANDARD_GROUP, Company, Group, Line
 from switch.line_settings import LineSettingsStoreError, group_key
-from switch.service import Pending, Trace, dial_failed
+from switch.service import Pending, Trace, dial_and_wait, dial_failed
 from switch.trunk import Refusal
 
 if TYPE_CHECKING:
@@ -218,7 +217,7 @@ class LineCall:
                 mobile.delay_s, self._extend, mobile_target, f"mobile de {extension}"
             )
         try:
-            return await self._dial(targets, ring)
+            return await dial_and_wait(self.b2bua, self.running, self._pending, targets, ring)
         finally:
             if later is not None:
                 later.cancel()
@@ -232,7 +231,9 @@ class LineCall:
         target = self._trunk_target(number, leg, number)
         if target is None:
             return Failed(FailCause.UNREACHABLE)
-        return await self._dial([target], self.b2bua.limits.ring_timeout)
+        return await dial_and_wait(
+            self.b2bua, self.running, self._pending, [target], self.b2bua.limits.ring_timeout
+        )
 
     def _trunk_target(self, number: str, leg: Leg, label: str) -> Target | None:
         """A B leg out through the trunk, presenting ``leg.presented``; None when there
@@ -256,12 +257,6 @@ class LineCall:
         )
         target = b2bua._trunk_target(route, label)
         return dataclasses.replace(target, extra=target.extra + _headers(leg))
-
-    async def _dial(self, targets: list[Target], ring_s: float) -> Outcome:
-        waiter = self._pending.wait()
-        self.call.dial(targets, self.b2bua.loop.time(), ring_timeout=ring_s)
-        self.b2bua.execute(self.running)
-        return await waiter
 
     # -- hunt groups -------------------------------------------------------------------
 
@@ -335,7 +330,7 @@ class LineCall:
             return Closed()
         if not targets:
             return Failed(FailCause.BUSY if busy else FailCause.UNREACHABLE)
-        return await self._dial(targets, float(ring_s))
+        return await dial_and_wait(self.b2bua, self.running, self._pending, targets, float(ring_s))
 
     async def _to(self, dest: str, group: Group, leg: Leg, depth: int) -> Outcome:
         """A group's night or overflow destination: a line, a group, a public number."""
@@ -395,6 +390,7 @@ class LineCall:
                 busy=b2bua.active[line.key] >= line.max_calls,
                 voicemail=line.voicemail.enabled,
                 forward_profile=line.restrictions.forwarded,
+                restrictions=company.restriction_table,
             )
             for condition in ALL_CONDITIONS:
                 dest = settings.forwarding.destination(condition)
@@ -431,23 +427,15 @@ class LineCall:
 class GroupDayNight:
     """The admin API's day/night switch of hunt groups (``switch.admin.GroupModes``):
     ``day`` / ``night`` force the mode until changed, ``auto`` returns the group to its
-    calendar. Stored with the line settings (``group_key``), so it survives a restart."""
+    calendar. The rule and the store are ``switch.daynight``'s, shared with
+    ``aiguilleur groups daynight``; it survives a restart."""
 
     def __init__(self, b2bua: B2bua) -> None:
         self.b2bua = b2bua
 
     async def set_group_mode(self, company: str, number: str, mode: str, by: str) -> dict[str, str]:
-        found = self.b2bua.directory.company(company)
-        if found is None:
-            raise LookupError(f"unknown company: {company}")
-        if found.group(number) is None:
-            raise LookupError(f"unknown group {number} in {company}")
-        if mode not in ("day", "night", "auto"):
-            raise ValueError(f"mode: {mode!r} (day, night or auto)")
-        override = None if mode == "auto" else DayNightOverride(DayNight(mode))
-        await self.b2bua.line_settings.save_group(
-            group_key(number, found.domain), GroupSettings(override)
-        )
+        key, settings = group_override(self.b2bua.directory, company, number, mode)
+        await self.b2bua.line_settings.save_group(key, settings)
         log.info(
             "group.day_night",
             extra={"company": company, "group": number, "mode": mode, "by": by},

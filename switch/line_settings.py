@@ -59,6 +59,10 @@ T = TypeVar("T")
 Change = Callable[[LineSettings], tuple[LineSettings, T]]
 
 
+# What a line never saved reads as (immutable: one instance serves every load).
+UNSET = LineSettings()
+
+
 class LineSettingsStoreError(Exception):
     """Settings could not be read or stored; on a write, nothing was changed."""
 
@@ -183,7 +187,7 @@ class MemoryLineSettingsStore:
 
     def load(self, line_key: str) -> LineSettings:
         stored = self._lines.get(line_key)
-        return LineSettings() if stored is None else stored.settings
+        return UNSET if stored is None else stored.settings
 
     def load_versioned(self, line_key: str) -> Stored | None:
         return self._lines.get(line_key)
@@ -296,7 +300,7 @@ class SqliteLineSettingsStore:
 
     def load(self, line_key: str) -> LineSettings:
         stored = self.load_versioned(line_key)
-        return LineSettings() if stored is None else stored.settings
+        return UNSET if stored is None else stored.settings
 
     def load_versioned(self, line_key: str) -> Stored | None:
         with self._lock, self._file.errors():

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Generic, TypeVar
@@ -70,6 +70,7 @@ from switch.call import (
     TargetAnswered,
 )
 from switch.call import Outcome as CallOutcome
+from switch.features import phone_from
 
 if TYPE_CHECKING:
     from switch.b2bua import B2bua, _Running
@@ -156,9 +157,23 @@ def dial_failed(cmd: DialFailed, because: list[str]) -> Failed:
     return Failed(cause)
 
 
+async def dial_and_wait(
+    b2bua: B2bua, running: _Running, pending: Pending[T], targets: Sequence[Target], ring_s: float
+) -> T:
+    """Ring ``targets`` as B legs of the routed call ``running`` for at most ``ring_s``
+    seconds, and return the outcome its commands resolve ``pending`` with (what
+    ``closed`` holds, at once, when the call is already over). Shared by
+    ``ServiceCall`` and ``switch.line_call``."""
+    waiter = pending.wait()
+    running.call.dial(targets, b2bua.loop.time(), ring_timeout=ring_s)
+    b2bua.execute(running)
+    return await waiter
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who calls, as the service sees it (From user, privacy, display, SIP From to show)."""
+    """Who calls, as the service sees it: From user, privacy, display name, and the
+    domain of the From its targets' phones show (``switch.features.phone_from``)."""
 
     user: str
     privacy_id: bool
@@ -387,10 +402,12 @@ class ServiceCall:
 
     async def _dial(self, action: Dial) -> Outcome:
         b2bua, call = self.b2bua, self.call
+        caller = self.caller
+        from_ = phone_from(caller.user, caller.display, caller.privacy_id, caller.domain)
         targets: list[Target] = []
         busy = 0
         for target in action.targets:
-            found = await b2bua.service_targets(self.running, target, self._from())
+            found = await b2bua.service_targets(self.running, target, from_)
             if found is None:
                 busy += 1
             else:
@@ -402,13 +419,10 @@ class ServiceCall:
             names = " + ".join(t.number for t in action.targets)
             call.because.append(f"→ {names} {CAUSE_LABELS[cause]} (aucun poste à faire sonner)")
             return Failed(cause)
-        waiter = self._wait()
         ring = max(t.ring_s for t in action.targets)
         self._ringback(ring)
-        call.dial(targets, b2bua.loop.time(), ring_timeout=float(ring))
-        b2bua.execute(self.running)
         try:
-            outcome = await waiter
+            outcome = await dial_and_wait(b2bua, self.running, self._pending, targets, float(ring))
         finally:
             relay = self.running.session
             if relay is not None and relay.a.playing:  # our ringback
@@ -438,12 +452,6 @@ class ServiceCall:
             )
         )
 
-    def _from(self) -> str:
-        caller = self.caller
-        user = "anonymous" if caller.privacy_id else (caller.user or "anonymous")
-        shown = "".join(c for c in user if c.isalnum() or c in "+-.") or "anonymous"
-        return f'"{shown}" <sip:{shown}@{caller.domain}>'
-
     # -- plumbing -------------------------------------------------------------------------
 
     @property
@@ -468,5 +476,6 @@ __all__ = [
     "Pending",
     "ServiceCall",
     "Trace",
+    "dial_and_wait",
     "dial_failed",
 ]

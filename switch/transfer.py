@@ -57,8 +57,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import secrets
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -79,6 +77,7 @@ from switch.sip.message import Response
 from switch.sip.refer import Replaces, parse_replaces
 from switch.sip.transaction_layer import NoSuchTransaction
 from switch.sip.uri import parse_uri
+from switch.tokens import token_bytes, token_hex
 
 if TYPE_CHECKING:
     from switch.b2bua import B2bua, _Running
@@ -192,9 +191,9 @@ class Transfers:
             started_at=datetime.fromtimestamp(b2bua.wall(), UTC),
             caller=referrer.key,
             called=called,
-            id=secrets.token_hex(8),
+            id=token_hex(8),
             limits=b2bua.limits,
-            srtp_keys=(os.urandom(SRTP_KEY_MATERIAL), os.urandom(SRTP_KEY_MATERIAL)),
+            srtp_keys=(token_bytes(SRTP_KEY_MATERIAL), token_bytes(SRTP_KEY_MATERIAL)),
         )
         # RFC 3892: the target learns who sent it (as the switch knows the line).
         call.leg_headers = (("Referred-By", from_),)

@@ -12,10 +12,15 @@ source, and a trunk never reaches another trunk):
    again.
 2. **Calls out.** Only an *authenticated line* calls out (the B2BUA has already
    checked its digest). The dialled number is normalised
-   (``routing.numbering.normalize``); a public number (E.164) that is not one of
-   ours, or an emergency number, goes to the first trunk (``Trunks.outbound``),
-   in the trunk's ``number_format``. A short number that is not an emergency
-   number is ``404``.
+   (``routing.numbering.normalize``) and checked against the line's profile for
+   the calls it dials and its company's restriction table
+   (``routing.restrictions.check``: emergency numbers always pass; a barred call
+   is ``403`` with the verdict's reason phrase and cause). A public number (E.164)
+   that is not one of ours goes to the first trunk (``Trunks.outbound``) in the
+   trunk's ``number_format``; a short number (``112``, ``3639``, ``118712``, an
+   unlisted ``special`` one that only profile 10 allows) goes as dialled, never
+   prefixed. A three-digit number that is not an emergency number is an internal
+   number (a line or group we do not have): ``404``, never sent out.
 3. **Identity towards the trunk** (RFC 3325, RFC 3323; ``identity_headers``).
    ``P-Asserted-Identity`` always carries the line's real number (its direct
    number, else the company number), for the carrier (emergency location,
@@ -35,9 +40,11 @@ from __future__ import annotations
 import ipaddress
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
+from routing.linesettings import is_internal_number
 from routing.numbering import destination_class, normalize, to_national
+from routing.restrictions import NO_TABLE
 from routing.restrictions import check as check_restriction
 from switch.directory import Company, Line
 from switch.settings import TrunkSettings
@@ -95,11 +102,12 @@ class Trunk:
             return False
         return any(address in network for network in self.networks)
 
-    def format(self, e164: str) -> str:
-        """``e164`` in the trunk's number format (emergency short numbers unchanged)."""
-        if self.number_format == "national":
-            return to_national(e164)
-        return e164
+    def format(self, number: str) -> str:
+        """``number`` (E.164, or short) in the trunk's number format; a short number
+        is sent as dialled whatever the format."""
+        if self.number_format == "national" and number.startswith("+"):
+            return to_national(number)
+        return number
 
     def authorize(self, response: Response, invite: Request) -> tuple[str, str] | None:
         """The header answering the trunk's 401/407 to ``invite``; None when we cannot
@@ -137,6 +145,7 @@ class Refusal:
     status: int
     cause: str
     reason: str | None = None  # the SIP reason phrase, when not the default one
+    because: str = field(default="", compare=False)  # the decision's trace, for the CDR
 
 
 ANONYMOUS = '"Anonymous" <sip:anonymous@anonymous.invalid>'
@@ -148,8 +157,8 @@ class Outbound:
     """A call out: the B leg's Request-URI user, presented number and trunk."""
 
     trunk: Trunk
-    number: str  # as the trunk wants it (number_format)
-    e164: str  # normalised (E.164, or the emergency short number)
+    number: str  # as the trunk wants it (number_format; a short number as dialled)
+    e164: str  # normalised (E.164, or the short number)
     presented: str  # the number shown to the called party (From)
     asserted: str = ""  # the caller's real number (P-Asserted-Identity); "" none
     withheld: bool = False  # CLIR: From anonymous, Privacy: id
@@ -223,38 +232,40 @@ class Trunks:
         """An authenticated line dialled ``called``, which is none of ours (rule 2);
         ``withheld``: its identity is withheld on this call (rule 3)."""
         number = normalize(called)
-        if number.kind == "invalid":
+        if number.kind == "invalid" or is_internal_number(number.value):
             return Refusal(404, "not-found")
-        destination = destination_class(number)
-        emergency = destination.klass == "emergency"
-        if number.kind != "e164" and not emergency:
-            return Refusal(404, "not-found")
-        # RESTRICTIONS.md: the line's profile for the calls it dials decides;
-        # emergency numbers always pass. A barred call gets 403 with a reason.
-        verdict = check_restriction(caller.restrictions.direct, destination)
+        # RESTRICTIONS.md: the line's profile for the calls it dials and its
+        # company's table decide; emergency numbers always pass. A barred call
+        # gets 403 with a reason, and its cause in the CDR.
+        table = company.restriction_table if company is not None else NO_TABLE
+        verdict = check_restriction(
+            caller.restrictions.direct, destination_class(number), number=number.value, table=table
+        )
         if not verdict.allowed:
-            return Refusal(403, f"barred:{verdict.klass}", verdict.reason_phrase)
-        route = self._out(number.value, presented_number(caller, company), emergency=emergency)
+            return Refusal(403, verdict.cause, verdict.reason_phrase, verdict.because)
+        route = self._out(number.value, presented_number(caller, company))
         if isinstance(route, Refusal):
             return route
         asserted = caller.direct_number or (company.company_number if company else "")
         return replace(route, asserted=asserted, withheld=withheld)
 
     def service_out(self, called: str, service: str) -> Outbound | Refusal:
-        """A service number's routing dials ``called``, an outside number: the
-        operator's program, not a line, so no line profile applies; the service
-        number is presented."""
+        """An outside number dialled by a service number's routing (the operator's
+        program: no line profile applies) or by a forward (``switch.line_call``: the
+        forwarding line's profile was checked by ``routing.forwarding``); ``service``
+        is presented. Short numbers go as dialled, as in rule 2; a three-digit
+        internal number is never sent out."""
         number = normalize(called)
-        if number.kind != "e164":
+        if number.kind == "invalid" or is_internal_number(number.value):
             return Refusal(404, "not-found")
         return self._out(number.value, service)
 
-    def _out(self, e164: str, presented: str, *, emergency: bool = False) -> Outbound | Refusal:
-        """Through the first trunk, in its number format (emergency numbers as dialled)."""
+    def _out(self, number: str, presented: str) -> Outbound | Refusal:
+        """Through the first trunk, in its number format (short numbers as dialled)."""
         if not self.trunks:
             return Refusal(404, "no-trunk")
         trunk = self.trunks[0]
-        return Outbound(trunk, e164 if emergency else trunk.format(e164), e164, presented)
+        return Outbound(trunk, trunk.format(number), number, presented)
 
 
 __all__ = [

@@ -273,6 +273,9 @@ async def test_atp_is_early_media_skippable_with_hash_and_no_200_before_answer(
         assert not [s for s in finals(caller, call.call_id) if s >= 200]
         # The target answers: now the caller gets its 200.
         incoming = next(iter(callee.incoming.values()))
+        # The target's phone shows the caller as on any call (switch.features.phone_from).
+        shown = incoming.invite.from_
+        assert (shown.display, str(shown.uri)) == ('"Accueil"', "sip:+33140000401@pbx.test")
         callee.reply(incoming.invite, 200, tag=incoming.tag, body=sdp(4300))
         await call.answered()
         await call.bye()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -41,10 +42,26 @@ def switch_process(
 
 
 def require_binary(name: str) -> str:
+    """The path of a peer the tests drive; ``make test`` installs them, so a missing
+    one is a failure, never a skip."""
     path = shutil.which(name)
     if path is None:
-        pytest.skip(f"{name} is not installed (bash deploy/ensure-debs.sh sip-tester)")
+        pytest.fail(f"{name} is not installed (make test installs it: deploy/ensure-debs.sh)")
     return path
+
+
+SIPP_STARTED: list[subprocess.Popen[bytes]] = []
+"""SIPp processes a test started (``tests.interop.test_trunk.sipp``), ended after it."""
+
+
+@pytest.fixture(autouse=True)
+def _no_sipp_left() -> Iterator[None]:
+    yield
+    while SIPP_STARTED:
+        proc = SIPP_STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()  # by its Popen handle (its PID), never by name
+        proc.communicate(timeout=5)
 
 
 @contextmanager

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import wave
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,20 +27,10 @@ from switch.line_settings import SqliteLineSettingsStore, line_settings_db_path
 from tests.features_support import confirmation
 from tests.interop.phone import Phone
 from tests.interop.test_calls import heard, tone_file
-from tests.interop.test_trunk import STARTED, finish, messages, sipp, wait_bound
+from tests.interop.test_trunk import finish, messages, sipp, wait_bound
 from tests.sip_support import SwitchProcess
 
 pytestmark = pytest.mark.interop
-
-
-@pytest.fixture(autouse=True)
-def _no_sipp_left() -> Iterator[None]:
-    yield
-    while STARTED:
-        proc = STARTED.pop()
-        if proc.poll() is None:
-            proc.kill()  # by its Popen handle (its PID), never by name
-        proc.communicate(timeout=5)
 
 
 def stored(switch: SwitchProcess, key: str = "401@pbx.test") -> LineSettings:

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from switch.sip.auth import ha1, parse_credentials, response_digest
-from tests.interop.conftest import require_binary
+from tests.interop.conftest import SIPP_STARTED, require_binary
 from tests.interop.phone import Phone
 from tests.sip_support import (
     ROOT,
@@ -65,19 +65,6 @@ def phone(switch_process: SwitchProcess, tmp_path: Path) -> Iterator[Phone]:
         yield p401
 
 
-@pytest.fixture(autouse=True)
-def _no_sipp_left() -> Iterator[None]:
-    yield
-    while STARTED:
-        proc = STARTED.pop()
-        if proc.poll() is None:
-            proc.kill()  # by its Popen handle (its PID), never by name
-        proc.communicate(timeout=5)
-
-
-STARTED: list[subprocess.Popen[bytes]] = []
-
-
 def sipp(
     scenario: str,
     tmp_path: Path,
@@ -85,8 +72,10 @@ def sipp(
     switch: SwitchProcess | None = None,
     service: str = "",
     timeout: float = 30.0,
+    calls: int = 1,
 ) -> subprocess.Popen[bytes]:
-    """SIPp as the trunk (source port 5090); UAC when ``switch`` is given."""
+    """SIPp as the trunk (source port 5090) for ``calls`` calls, then it exits; UAC
+    when ``switch`` is given."""
     binary = require_binary("sipp")
     work = tmp_path / scenario.removesuffix(".xml")
     work.mkdir(exist_ok=True)
@@ -107,7 +96,7 @@ def sipp(
         "-cp",
         str(free_port()),
         "-m",
-        "1",
+        str(calls),
         "-timeout",
         f"{int(timeout)}s",
         "-timeout_error",
@@ -120,7 +109,7 @@ def sipp(
     proc = subprocess.Popen(
         args, cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
-    STARTED.append(proc)
+    SIPP_STARTED.append(proc)
     return proc
 
 

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from routing.restrictions import NO_TABLE
 from routing.source import ConfigErrors, load_yaml
 from switch.directory import (
     DIRECTORY_FILE,
@@ -171,6 +172,69 @@ def test_absent_file_is_an_empty_directory(tmp_path: Path) -> None:
     assert len(directory) == 0
     assert directory.line_for("401", "pbx.test") is None
     assert directory.ha1_for("401", "pbx.test", "MD5") is None
+
+
+# -- the company's restriction table --------------------------------------------------
+
+TABLE = """\
+companies:
+  - id: acme
+    name: Acme
+    domain: acme.test
+    contract: {id: C-1, name: Acme}
+    main_number: "+33140000401"
+    restrictions:
+      profiles:
+        8: {name: "Commerciaux", classes: [free, shared_cost, national, azur, mobile],
+            allow: ["+32", "+41"], deny: ["0970"]}
+        9: {classes: [emergency, free, national]}
+      allow: ["+234", "00 53"]
+      deny: ["+44 9", "08.97", "3639", "06"]
+  - id: other
+    name: Other
+    domain: other.test
+    contract: {id: C-2, name: Other}
+    main_number: "+33140000402"
+"""
+
+
+def test_the_company_table_is_built_once_at_load(tmp_path: Path) -> None:
+    write(tmp_path, TABLE)
+    directory = load_directory(tmp_path)
+    acme = directory.company("acme")
+    assert acme is not None
+    table = acme.restriction_table
+    p8, p9 = table.profile(8), table.profile(9)
+    assert p8 is not None
+    assert p9 is not None
+    assert (p8.name, sorted(p8.classes)) == (
+        "Commerciaux",
+        ["azur", "free", "mobile", "national", "shared_cost"],
+    )
+    assert [p.value for p in p8.allow.prefixes] == ["+32", "+41"]
+    assert [p.value for p in p8.deny.prefixes] == ["+33970"]
+    # A profile without a name keeps the operator's.
+    assert (p9.name, sorted(p9.classes)) == (
+        "Profil modifiable 2",
+        ["emergency", "free", "national"],
+    )
+    assert not p9.allow
+    assert [p.value for p in table.allow.prefixes] == ["+234", "+53"]
+    deny = [p.value for p in table.deny.prefixes]
+    # "06" stands for the overseas mobile blocks too (0692 → +262692...).
+    assert deny[:4] == ["+449", "+33897", "3639", "+336"]
+    assert "+262692" in deny
+    # A company without the block: the operator's table only.
+    other = directory.company("other")
+    assert other is not None
+    assert other.restriction_table == NO_TABLE
+    assert not other.restriction_table
+
+
+def test_the_example_defines_no_company_table(example: Directory) -> None:
+    company = example.company("exemple-pme")
+    assert company is not None
+    assert company.restriction_table == NO_TABLE
 
 
 # -- invalid files -------------------------------------------------------------------

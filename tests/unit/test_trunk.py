@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from switch.directory import Directory, Group, load_directory
+from routing.restrictions import CustomProfile, PrefixList, RestrictionTable
+from switch.directory import Directory, Group, RestrictionProfiles, load_directory
 from switch.settings import TrunkSettings, load_settings
 from switch.sip.auth import ha1, parse_credentials, response_digest
 from switch.sip.dialog_events import CallAnswered, CallFailed
@@ -208,6 +209,12 @@ def test_a_service_number_dials_out_presenting_itself_without_a_line_profile() -
         trunks.trunks[0], "0899123456", "+33899123456", "0800100100"
     )
     assert trunks.service_out("401", "0800100100") == Refusal(404, "not-found")
+    # Short numbers as dialled (a forward to 3639 or 112 was checked by its line's profile).
+    assert trunks.service_out("3639", "+33140000401") == Outbound(
+        trunks.trunks[0], "3639", "3639", "+33140000401"
+    )
+    assert isinstance(trunks.service_out("112", "+33140000401"), Outbound)
+    assert trunks.service_out("*21*", "+33140000401") == Refusal(404, "not-found")
     assert Trunks().service_out("0612345678", "0800100100") == Refusal(404, "no-trunk")
 
 
@@ -234,6 +241,84 @@ def test_calls_out_follow_the_line_profile_for_direct_calls(
         assert isinstance(out, Outbound)
     else:
         assert out == Refusal(403, f"barred:{barred}", f"Destination barred ({barred})")
+
+
+@pytest.mark.parametrize(
+    ("line", "dialled", "verdict"),
+    [
+        ("601", "3000", "out"),  # free short (3BPQ gratuit): profile 1 allows it
+        ("601", "3901", "out"),  # the operator's customer service: free
+        ("601", "116006", "out"),  # 116XYZ: free
+        ("601", "3639", "barred:premium"),
+        ("601", "118712", "barred:premium"),
+        ("601", "2424", "barred:special"),  # unlisted: profile 10 only
+        ("401", "3639", "out"),
+        ("401", "118712", "out"),
+        ("401", "2424", "out"),
+        ("401", "1012", "out"),  # 10YT: special
+        ("401", "499", "not-found"),  # an internal number we do not have
+        ("601", "499", "not-found"),
+        ("401", "115", "out"),  # emergency (3 digits, not internal)
+    ],
+)
+def test_short_numbers_go_out_as_dialled_under_the_line_profile(
+    directory: Directory, line: str, dialled: str, verdict: str
+) -> None:
+    """Short numbers of a known class reach the trunk as dialled, never +33-prefixed,
+    whatever its number format."""
+    trunks = Trunks([carrier(number_format="national")])
+    company, caller = directory.line_for(line, "pbx.test") or (None, None)
+    assert caller is not None
+    out = trunks.outbound(dialled, caller, company)
+    if verdict == "out":
+        assert isinstance(out, Outbound)
+        assert (out.number, out.e164) == (dialled, dialled)
+    elif verdict == "not-found":
+        assert out == Refusal(404, "not-found")
+    else:
+        assert isinstance(out, Refusal)
+        assert (out.status, out.cause) == (403, verdict)
+
+
+def test_calls_out_follow_the_company_table(directory: Directory) -> None:
+    """The caller's company table: its deny list, its custom profile 8, its exceptions
+    to the high-risk list (``routing.restrictions`` has every step)."""
+    company, caller = directory.line_for("401", "pbx.test") or (None, None)
+    assert caller is not None
+    assert company is not None
+    table = RestrictionTable(
+        profiles=(
+            CustomProfile(8, "Commerciaux", frozenset({"national"}), PrefixList.parse(["+41"])),
+        ),
+        allow=PrefixList.parse(["+53"]),
+        deny=PrefixList.parse(["0897", "3639"]),
+    )
+    company = dataclasses.replace(company, restriction_table=table)
+    trunks = Trunks([carrier()])
+    barred = trunks.outbound("0897123456", caller, company)  # 401 has profile 10
+    assert barred == Refusal(403, "barred:company-deny", "Destination barred (deny list)")
+    assert isinstance(barred, Refusal)
+    assert barred.because == (
+        "liste d'interdiction de l'entreprise : préfixe 0897 (+33897) interdit"
+    )
+    assert trunks.outbound("3639", caller, company) == Refusal(
+        403, "barred:company-deny", "Destination barred (deny list)"
+    )
+    assert isinstance(trunks.outbound("112", caller, company), Outbound)
+    p8 = dataclasses.replace(caller, restrictions=RestrictionProfiles(direct=8, forwarded=8))
+    assert isinstance(trunks.outbound("+41446681800", p8, company), Outbound)
+    assert isinstance(trunks.outbound("0140000000", p8, company), Outbound)
+    mobile = trunks.outbound("0612345678", p8, company)
+    assert mobile == Refusal(403, "barred:mobile", "Destination barred (mobile)")
+    assert isinstance(mobile, Refusal)
+    assert mobile.because == "profil 8 « Commerciaux » : mobile interdit"
+    p7 = dataclasses.replace(caller, restrictions=RestrictionProfiles(direct=7, forwarded=7))
+    assert isinstance(trunks.outbound("+5372345678", p7, company), Outbound)
+    assert trunks.outbound("+88216000000", p7, company) == Refusal(
+        403, "barred:high_risk_international", "Destination barred (high risk international)"
+    )
+    # Without a company (none found for the caller's domain): the operator's table.
+    assert isinstance(trunks.outbound("0897123456", caller, None), Outbound)
 
 
 # -- digest towards the trunk ------------------------------------------------------------

@@ -36,6 +36,7 @@ from routing.linesettings import (
     LineSettings,
 )
 from routing.program import FailCause
+from routing.restrictions import CustomProfile, PrefixList, RestrictionTable
 
 DOMAIN = "pbx.test"
 CALLER = Caller("+33612345678")
@@ -327,6 +328,24 @@ def test_forward_barred_by_the_profile_at_call_time_is_ignored() -> None:
     assert isinstance(ring, Ring)
     assert ring.extension == "401"
     assert "profil 2 « National seul » : mobile interdit" in ring.because[1]
+
+
+def test_forward_barred_by_the_company_table_at_call_time_is_ignored() -> None:
+    """The diverting line's company table applies at call time too: its deny list bars
+    even a profile-10 line's forward; a custom profile decides with its own lists."""
+    table = RestrictionTable(
+        profiles=(CustomProfile(9, "Accueil", frozenset(), allow=PrefixList.parse(["06 98"])),),
+        deny=PrefixList.parse(["+33 6 99"]),
+    )
+    a = replace(line("401", unconditional="+33699123456"), restrictions=table)
+    ring = run(a)[0]
+    assert isinstance(ring, Ring)
+    assert ring.extension == "401"
+    assert "préfixe +33699 interdit" in ring.because[1]
+    b = replace(line("401", unconditional=MOBILE), restrictions=table, forward_profile=9)
+    dial = run(b)[0]
+    assert isinstance(dial, Dial)
+    assert dial.number == MOBILE
 
 
 def test_forward_to_the_caller_is_ignored() -> None:

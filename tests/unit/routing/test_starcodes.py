@@ -18,6 +18,7 @@ from routing.linesettings import (
     PreAnswer,
     VoicePresentation,
 )
+from routing.restrictions import CustomProfile, PrefixList, RestrictionTable
 from routing.starcodes import (
     CODES,
     Action,
@@ -360,6 +361,30 @@ def test_forward_to_a_destination_the_forward_profile_bars_is_refused() -> None:
 def test_forward_to_an_emergency_number_is_never_barred() -> None:
     ctx = replace(CTX, forward_profile=1)
     assert accepted("**21*112#", ctx=ctx).forwarding.unconditional == "112"
+    # Not even by a company deny list that names it.
+    table = RestrictionTable(deny=PrefixList.parse(["112"]))
+    ctx = replace(ctx, restrictions=table)
+    assert accepted("**21*112#", ctx=ctx).forwarding.unconditional == "112"
+
+
+def test_forward_activation_reads_the_company_table() -> None:
+    """The company's deny list bars a forward whatever the profile; a custom profile 8
+    decides with its own classes and lists."""
+    table = RestrictionTable(
+        profiles=(
+            CustomProfile(8, "Commerciaux", frozenset({"mobile"}), allow=PrefixList.parse(["+41"])),
+        ),
+        deny=PrefixList.parse(["06 99"]),
+    )
+    ctx = replace(CTX, restrictions=table)  # 401: forward profile 10
+    why = refused("*24*0699123456", ctx=ctx)
+    assert "liste d'interdiction de l'entreprise : préfixe 0699 (+33699) interdit" in why
+    assert accepted("*24*0612345678", ctx=ctx).forwarding.unreachable == "+33612345678"
+    p8 = replace(ctx, forward_profile=8)
+    assert accepted("*24*0041446681800", ctx=p8).forwarding.unreachable == "+41446681800"
+    assert "profil 8 « Commerciaux » : national interdit" in refused("*24*0140000000", ctx=p8)
+    # A speed dial resolves first: the table applies to what it dials (701 → 3639).
+    assert "profil 8 « Commerciaux » : surtaxé interdit" in refused("*24*701", ctx=p8)
 
 
 @pytest.mark.parametrize(

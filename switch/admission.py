@@ -92,6 +92,7 @@ from switch.sip.headers import parse_name_addr
 from switch.sip.message import Request
 
 DEVICE_NOT_DECLARED = (403, "Device not declared")
+_KEYS_MAX = 4096  # addresses whose tracking key is kept (``Admission.source_key``)
 
 HardwareModel = Literal["vvx", "67i"]
 
@@ -277,6 +278,9 @@ class Admission:
         self.allow: tuple[Network, ...] = tuple(
             ipaddress.ip_network(n, strict=False) if isinstance(n, str) else n for n in allow
         )
+        # Address text -> its tracking key: ``source_key`` runs for every new
+        # call and REGISTER, from few distinct addresses. Bounded (network input).
+        self._keys: dict[str, str | None] = {}
         self._sources: OrderedDict[str, _Source] = OrderedDict()
         self._lines: OrderedDict[str, deque[tuple[float, str]]] = OrderedDict()
         self._bans: OrderedDict[str, Ban] = OrderedDict()
@@ -288,6 +292,16 @@ class Admission:
 
     def source_key(self, source_ip: str) -> str | None:
         """The tracking key of an address (IPv6 per prefix), or None when allow-listed."""
+        keys = self._keys
+        if source_ip in keys:
+            return keys[source_ip]
+        key = self._source_key(source_ip)
+        if len(keys) >= _KEYS_MAX:
+            keys.clear()
+        keys[source_ip] = key
+        return key
+
+    def _source_key(self, source_ip: str) -> str | None:
         address = ipaddress.ip_address(source_ip)
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
             address = address.ipv4_mapped
@@ -407,6 +421,24 @@ class Admission:
             line.clear()
             line.extend(kept)
 
+    def restore(self, ban: Ban, now: float) -> bool:
+        """Put back a ban made before a restart (``switch.bans``), its times in this
+        clock; False when it is over, or its address is allow-listed now, or is not
+        an address or network. It is not a new ban: neither ``new_bans`` nor
+        ``bans_total`` count it again."""
+        if now >= ban.until:
+            return False
+        if ban.since > now:  # the wall clock went back across the restart
+            ban = Ban(ban.address, ban.reason, ban.kind, now, ban.until)
+        try:
+            network = ipaddress.ip_network(ban.address, strict=False)
+        except ValueError:
+            return False
+        if any(network.overlaps(allowed) for allowed in self.allow):
+            return False
+        self._hold(ban)
+        return True
+
     # -- internals
 
     def _active_ban(self, key: str, now: float) -> Ban | None:
@@ -417,6 +449,17 @@ class Admission:
             del self._bans[key]
             return None
         return ban
+
+    def _hold(self, ban: Ban) -> None:
+        """Keep ``ban`` (the newest: least recently used bans go first beyond
+        ``max_tracked``); it supersedes the failures that led to it."""
+        key = ban.address
+        self._bans[key] = ban
+        self._bans.move_to_end(key)
+        while len(self._bans) > self.max_tracked:
+            self._bans.popitem(last=False)
+            self.evicted_bans += 1
+        self._sources.pop(key, None)
 
     def _source(self, key: str) -> _Source:
         source = self._sources.get(key)
@@ -477,12 +520,7 @@ class Admission:
 
     def _ban(self, key: str, reason: str, kind: BanKind, now: float) -> Ban:
         ban = Ban(key, reason, kind, now, now + self.ban_seconds)
-        self._bans[key] = ban
-        self._bans.move_to_end(key)
-        while len(self._bans) > self.max_tracked:
-            self._bans.popitem(last=False)
-            self.evicted_bans += 1
-        self._sources.pop(key, None)  # the ban supersedes what led to it
+        self._hold(ban)
         self._new_bans.append(ban)
         self.bans_total[kind] += 1
         return ban

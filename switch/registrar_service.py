@@ -46,7 +46,10 @@ Around the REGISTERs:
 - **Dead connections**: ``connection_lost(endpoint)`` (wired to the transport)
   marks the bindings that came over that TCP/TLS connection unreachable at once.
 - **Bans** are logged once each (``admission.ban`` with address, reason, kind
-  and until) and counted in ``stats`` (metrics-ready counters).
+  and until) and counted in ``stats`` (metrics-ready counters). With a
+  ``BanStore`` (``switch.bans``) each is also written to ``DATA_DIR/bans.sqlite3``
+  as it is made, and :meth:`RegistrarService.start` puts back those still in
+  force: a restart does not lift a ban.
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from switch.admission import DEVICE_NOT_DECLARED, Admission, Ban, device_mismatch
+from switch.bans import BanStore, BanStoreError
 from switch.directory import Directory, Line, normalize_domain
 from switch.location import AsyncLocationStore, LocationStoreError
 from switch.registrar import Binding, Registrar
@@ -255,6 +259,7 @@ class RegistrarService:
         fallback: Callable[[Event], None] | None = None,
         gate: BanGate | None = None,
         admission: Admission | None = None,
+        bans: BanStore | None = None,
         clock: Callable[[], float] | None = None,
         wall: Callable[[], float] = time.time,
         random_bytes: Callable[[int], bytes] = os.urandom,
@@ -287,6 +292,7 @@ class RegistrarService:
             allow=a.allow,
             challenge_grace=a.challenge_grace,
         )
+        self.bans = bans  # bans kept across restarts (None: in memory only)
         self.nonces = NonceManager(nonce_secret, lifetime=settings.nonce_lifetime)
         self.algorithms = tuple(settings.digest_algorithms)
         self.stats: Counter[str] = Counter()
@@ -306,7 +312,9 @@ class RegistrarService:
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
-        """Arm the expiry timer and schedule keep-alives for the stored bindings."""
+        """Put back the bans kept, arm the expiry timer and schedule keep-alives
+        for the stored bindings."""
+        self._restore_bans()
         await self._purge()
         interval = self.settings.keepalive.interval
         now = self.clock()
@@ -471,6 +479,7 @@ class RegistrarService:
             stored_ha1=stored,
             nonces=self.nonces,
             now=self.wall(),
+            address=host,
         )
         if verdict is Verdict.STALE:
             self.stats["stale"] += 1
@@ -573,11 +582,11 @@ class RegistrarService:
         self._drain_bans()
         wall = self.wall()
         if nonce is not None:
-            issued = self.nonces.issued_at(nonce)
+            issued = self.nonces.issued_at(nonce, host)
             if issued is None or not 0 <= wall - issued < self.nonces.lifetime / 2:
                 nonce = None
         if nonce is None:
-            nonce = self.nonces.issue(wall, self.random_bytes(8))
+            nonce = self.nonces.issue(wall, self.random_bytes(8), host)
         realm = line_key.rpartition("@")[2]
         name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
         extra = [
@@ -597,6 +606,7 @@ class RegistrarService:
     def _drain_bans(self) -> None:
         for ban in self.admission.new_bans():
             self.stats[f"bans_{ban.kind}"] += 1
+            self._keep_ban(ban)
             until = datetime.fromtimestamp(self.wall() + (ban.until - ban.since), UTC)
             log.warning(
                 "admission.ban",
@@ -610,6 +620,41 @@ class RegistrarService:
             )
             if self.gate is not None and self.admission.silent:
                 self.gate.ban(ban)
+
+    def _keep_ban(self, ban: Ban) -> None:
+        """Write ``ban`` (monotonic times) to the ban store, in wall-clock time."""
+        if self.bans is None:
+            return
+        wall = self.wall()
+        offset = wall - self.clock()
+        kept = replace(ban, since=ban.since + offset, until=ban.until + offset)
+        try:
+            self.bans.add(kept, wall)
+        except BanStoreError as exc:  # the ban holds in memory all the same
+            self.stats["ban_store_errors"] += 1
+            log.error("admission.ban_not_kept", extra={"address": ban.address, "error": str(exc)})
+
+    def _restore_bans(self) -> None:
+        """The bans kept before a restart, back in ``admission`` (and the gate)."""
+        if self.bans is None:
+            return
+        wall = self.wall()
+        try:
+            kept = self.bans.load(wall)
+        except BanStoreError as exc:
+            log.error("admission.bans_not_restored", extra={"error": str(exc)})
+            return
+        now = self.clock()
+        offset = now - wall
+        restored = 0
+        for stored in kept:
+            ban = replace(stored, since=stored.since + offset, until=stored.until + offset)
+            if self.admission.restore(ban, now):
+                restored += 1
+                if self.gate is not None and self.admission.silent:
+                    self.gate.ban(ban)
+        if kept:
+            log.info("admission.bans_restored", extra={"restored": restored, "kept": len(kept)})
 
     # -- expiry -----------------------------------------------------------------------------------
     def _arm_expiry(self, at: float | None) -> None:

@@ -1,11 +1,25 @@
 """Digest authentication for SIP (RFC 3261 §22, RFC 7616, RFC 8760) as pure functions.
 
 Server side: ``NonceManager`` issues self-verifying nonces (an HMAC over the
-issue time, so any node holding the secret can check them, and nothing is
-stored per challenge) and remembers the highest nonce-count seen per nonce to
-refuse replays; ``verify()`` checks one ``Authorization`` value against a
-stored HA1. Client side: ``answer_challenge()`` builds the ``Authorization``
-value for a challenge from a trunk.
+issue time and the client's address, so any node holding the secret can check
+them, and nothing is stored per challenge) and remembers the highest
+nonce-count seen per nonce to refuse replays; ``verify()`` checks one
+``Authorization`` value against a stored HA1.
+
+A nonce is bound to the source address it was sent to (the address is in the
+HMAC, not in the nonce). Presented from another address it is *stale*: the
+answer is a fresh challenge with ``stale=true`` (RFC 7616 §3.3: the previous
+nonce was stale, the client may retry with the same username and password).
+Credentials captured on the wire and replayed from elsewhere are thus never
+accepted, while a phone whose address changed (NAT rebinding, a new DHCP
+lease) simply retries, and that does not count as a failure. RFC 7616 §3.3
+(after RFC 2617) notes the two limits of binding a nonce to the client's IP:
+requests of one user that go through several proxies (not our case: phones
+talk to the switch directly, or through one NAT), and address spoofing (the
+binding stops replay from elsewhere, not a spoofer who also sees the answers).
+
+Client side: ``answer_challenge()`` builds the ``Authorization`` value for a
+challenge from a trunk.
 
 Passwords are never needed at run time: the directory stores
 ``HA1 = H(username ":" realm ":" password)`` per algorithm (RFC 7616 §3.4.2).
@@ -21,6 +35,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import itertools
 import struct
 from collections import OrderedDict
@@ -204,14 +219,34 @@ def challenge_value(
 
 class NonceStatus(Enum):
     VALID = "valid"
-    STALE = "stale"  # ours but expired, or not ours (e.g. from before a restart)
+    # Ours but expired, issued to another address, or not ours (another secret).
+    STALE = "stale"
     REPLAY = "replay"  # nonce-count not greater than one already used
 
 
-class NonceManager:
-    """Stateless HMAC nonces with a lifetime, and nonce-count replay tracking.
+def nonce_address(address: str) -> bytes:
+    """The form of a client address a nonce is bound to: the packed IP address
+    (an IPv4-mapped IPv6 address as its IPv4, brackets and zone left out), or the
+    text itself when it is not an address."""
+    text = address.strip("[]").partition("%")[0]
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return address.encode("utf-8", "surrogateescape")
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.packed
 
-    nonce = base64url( issued_at(8 bytes, ms) || salt(8) || HMAC-SHA256(secret, both)[:12] )
+
+class NonceManager:
+    """Stateless HMAC nonces with a lifetime, bound to the client's address, and
+    nonce-count replay tracking.
+
+    nonce = base64url( issued_at(8 bytes, ms) || salt(8) || mac(12) )
+    mac   = HMAC-SHA256(secret, issued_at || salt || address)[:12]
+
+    ``address`` (``nonce_address``: the packed source IP) is not in the nonce: the
+    MAC only matches when the nonce comes back from the address it was issued to.
 
     The nonce-count table is bounded (LRU): a nonce pushed out of it is treated
     as stale, which costs the client one extra round trip, never a false accept.
@@ -225,38 +260,39 @@ class NonceManager:
         self._max_tracked = max_tracked
         self._last_nc: OrderedDict[str, int] = OrderedDict()
 
-    def _mac(self, body: bytes) -> bytes:
-        return hmac.new(self._secret, body, hashlib.sha256).digest()[:12]
+    def _mac(self, body: bytes, address: str) -> bytes:
+        mac = hmac.new(self._secret, body + nonce_address(address), hashlib.sha256)
+        return mac.digest()[:12]
 
-    def issue(self, now: float, salt: bytes) -> str:
-        """A fresh nonce; ``salt`` is 8 random bytes from the caller."""
+    def issue(self, now: float, salt: bytes, address: str) -> str:
+        """A fresh nonce for the client at ``address`` (the source IP the challenge
+        goes to); ``salt`` is 8 random bytes from the caller."""
         if len(salt) != 8:
             raise ValueError("salt must be 8 bytes")
         body = struct.pack(">q", int(now * 1000)) + salt
-        return base64.urlsafe_b64encode(body + self._mac(body)).decode("ascii").rstrip("=")
+        mac = self._mac(body, address)
+        return base64.urlsafe_b64encode(body + mac).decode("ascii").rstrip("=")
 
-    def issued_at(self, nonce: str) -> float | None:
-        """The issue time of one of our nonces, or None when it is not ours."""
-        try:
-            raw = base64.urlsafe_b64decode(nonce + "=" * (-len(nonce) % 4))
-        except (ValueError, TypeError):
-            return None
-        if len(raw) != 28:
+    def issued_at(self, nonce: str, address: str) -> float | None:
+        """The issue time of a nonce we issued to ``address``; None when it is not
+        ours, or was issued to another address."""
+        raw = _nonce_bytes(nonce)
+        if raw is None:
             return None
         body, mac = raw[:16], raw[16:]
-        if not hmac.compare_digest(mac, self._mac(body)):
+        if not hmac.compare_digest(mac, self._mac(body, address)):
             return None
-        ms: int = struct.unpack(">q", body[:8])[0]
-        return ms / 1000.0
+        return _issue_time(body)
 
-    def check(self, nonce: str, nc: int | None, now: float) -> NonceStatus:
-        """Status of a nonce presented with nonce-count ``nc`` (None without qop).
+    def check(self, nonce: str, nc: int | None, now: float, address: str) -> NonceStatus:
+        """Status of a nonce presented from ``address`` with nonce-count ``nc``
+        (None without qop).
 
         RFC 7616 §3.4: the server SHOULD check that nc is greater than any value
         it has seen for that nonce, to detect replays. Call ``accept()`` once the
         digest itself is verified, so a wrong password does not burn a count.
         """
-        issued = self.issued_at(nonce)
+        issued = self.issued_at(nonce, address)
         if issued is None or now - issued > self.lifetime or issued - now > 1.0:
             return NonceStatus.STALE
         last = self._last_nc.get(nonce)
@@ -265,7 +301,8 @@ class NonceManager:
         return NonceStatus.VALID
 
     def accept(self, nonce: str, nc: int | None, now: float) -> None:
-        """Record that ``nc`` was used with ``nonce`` (after a verified digest)."""
+        """Record that ``nc`` was used with ``nonce`` (after a verified digest, so
+        the nonce is ours: its issue time is read without the MAC)."""
         self._last_nc[nonce] = nc if nc is not None else 2**32
         self._last_nc.move_to_end(nonce)
         while len(self._last_nc) > self._max_tracked:
@@ -273,11 +310,25 @@ class NonceManager:
         # Drop expired entries from the old end: they would be refused as stale anyway.
         # Only the oldest few: copying the whole table here cost O(tracked nonces).
         for old in list(itertools.islice(self._last_nc, 8)):
-            issued = self.issued_at(old)
-            if issued is None or now - issued > self.lifetime:
+            raw = _nonce_bytes(old)
+            if raw is None or now - _issue_time(raw[:16]) > self.lifetime:
                 del self._last_nc[old]
             else:
                 break
+
+
+def _nonce_bytes(nonce: str) -> bytes | None:
+    """The 28 bytes of a nonce of our shape, or None."""
+    try:
+        raw = base64.urlsafe_b64decode(nonce + "=" * (-len(nonce) % 4))
+    except (ValueError, TypeError):
+        return None
+    return raw if len(raw) == 28 else None
+
+
+def _issue_time(body: bytes) -> float:
+    ms: int = struct.unpack(">q", body[:8])[0]
+    return ms / 1000.0
 
 
 # --- verification -----------------------------------------------------------
@@ -285,7 +336,9 @@ class NonceManager:
 
 class Verdict(Enum):
     OK = "ok"
-    STALE = "stale"  # right password, expired/foreign nonce: challenge again with stale=true
+    # Right password, but the nonce is expired, foreign or issued to another address:
+    # challenge again with stale=true (not a failure).
+    STALE = "stale"
     REPLAY = "replay"  # nonce-count reused: refuse
     FAILED = "failed"  # wrong password, unknown user, wrong realm or uri: same answer for all
 
@@ -302,13 +355,15 @@ def verify(
     stored_ha1: str | None,
     nonces: NonceManager,
     now: float,
+    address: str,
     require_qop: bool = True,
 ) -> Verdict:
-    """Check Digest credentials for one request.
+    """Check Digest credentials for one request from ``address`` (its source IP).
 
     ``stored_ha1`` is the user's HA1 for ``creds.algorithm`` (None when the user
     does not exist: the work done and the verdict are the same as for a wrong
-    password, so extensions cannot be enumerated).
+    password, so extensions cannot be enumerated). The nonce is only checked
+    once the digest is right: a nonce issued to another address is then STALE.
     """
     if creds.algorithm not in _HASHES:
         return Verdict.FAILED
@@ -328,7 +383,7 @@ def verify(
     digest_ok = hmac.compare_digest(expected, creds.response)
     if stored_ha1 is None or not digest_ok or creds.realm != realm:
         return Verdict.FAILED
-    status = nonces.check(creds.nonce, creds.nonce_count, now)
+    status = nonces.check(creds.nonce, creds.nonce_count, now, address)
     if status is NonceStatus.STALE:
         return Verdict.STALE
     if status is NonceStatus.REPLAY:

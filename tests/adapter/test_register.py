@@ -197,7 +197,8 @@ async def test_nonce_from_another_secret_is_stale(tmp_path: Path, udp_client: Ud
         challenge = await exchange(udp_client, port, phone.request())
         # A nonce the switch did not sign (e.g. before its secret changed): the
         # right password gets a new challenge with stale=true, not a failure.
-        foreign = NonceManager(b"another secret, 32 bytes long!!!").issue(time.time(), b"12345678")
+        other = NonceManager(b"another secret, 32 bytes long!!!")
+        foreign = other.issue(time.time(), b"12345678", "127.0.0.1")
         forged = challenge.replace(
             re.search(rb'nonce="([^"]*)"', challenge).group(1),  # type: ignore[union-attr]
             foreign.encode(),
@@ -207,6 +208,54 @@ async def test_nonce_from_another_secret_is_stale(tmp_path: Path, udp_client: Ud
         assert b"stale=true" in again
         ok = await exchange(udp_client, port, phone.request(authorization=phone.answer(again)))
         assert status_of(ok) == 200
+
+
+@asynccontextmanager
+async def udp_client_on(host: str) -> AsyncIterator[UdpClient]:
+    """A UDP client bound to ``host`` (any 127.0.0.0/8 address is local)."""
+    transport, client = await asyncio.get_running_loop().create_datagram_endpoint(
+        UdpClient, local_addr=(host, 0)
+    )
+    try:
+        yield client
+    finally:
+        transport.close()
+
+
+async def test_a_nonce_from_another_address_is_stale_and_not_a_failure(tmp_path: Path) -> None:
+    async with (
+        running(tmp_path) as (server, port),
+        udp_client_on("127.0.0.2") as first,
+        udp_client_on("127.0.0.3") as moved,
+    ):
+        phone = Registering("402", "secret402", port=first.port)
+        challenge = await exchange(first, port, phone.request())
+        auth = phone.answer(challenge)  # right password, nonce issued to 127.0.0.2
+        # The same Authorization from 127.0.0.3 (the phone's NAT rebound, or someone
+        # replays what they captured): a new challenge with stale=true, each time;
+        # FAST bans at the third failure, and none is counted.
+        phone.port = phone.contact_port = moved.port
+        for _ in range(4):
+            again = await exchange(moved, port, phone.request(authorization=auth))
+            assert status_of(again) == 401, again
+            assert b"stale=true" in again
+        registrar = service(server)
+        assert registrar.stats["auth_failures"] == 0
+        assert registrar.stats["stale"] == 4
+        assert registrar.admission.check("127.0.0.3", registrar.clock()) is None
+        # From the address it was issued to, the nonce is still good.
+        phone.port = phone.contact_port = first.port
+        ok = await exchange(first, port, phone.request(authorization=auth))
+        assert status_of(ok) == 200, ok
+        # The phone that moved simply answers the stale challenge.
+        phone.port = phone.contact_port = moved.port
+        ok = await exchange(moved, port, phone.request(authorization=phone.answer(again)))
+        assert status_of(ok) == 200, ok
+        bindings = await registrar.store.lookup("sip:402@pbx.test")  # one per contact
+        assert {(b.source.host, b.source.port) for b in bindings} == {
+            ("127.0.0.2", first.port),
+            ("127.0.0.3", moved.port),
+        }
 
 
 async def test_replayed_nonce_count_is_refused(tmp_path: Path, udp_client: UdpClient) -> None:
@@ -300,17 +349,22 @@ async def test_device_not_declared_then_declared_device_registers(
 # -- bans -----------------------------------------------------------------------------------
 
 
+async def wrong_passwords(client: UdpClient, port: int, times: int) -> list[int]:
+    """Line 402 registered ``times`` times from ``client`` with a wrong password: the
+    status of each answered challenge."""
+    seen = []
+    for _ in range(times):
+        phone = Registering("402", "wrong", port=client.port)
+        challenge = await exchange(client, port, phone.request())
+        answer = await exchange(client, port, phone.request(authorization=phone.answer(challenge)))
+        seen.append(status_of(answer))
+    return seen
+
+
 async def test_silent_ban_answers_nothing_at_all(tmp_path: Path, udp_client: UdpClient) -> None:
     settings = FAST.replace("ban_seconds: 60,", "ban_seconds: 60, silent: true,")
     async with running(tmp_path, settings) as (server, port):
-        seen = []
-        for _ in range(3):
-            phone = Registering("402", "wrong", port=udp_client.port)
-            challenge = await exchange(udp_client, port, phone.request())
-            answer = await exchange(
-                udp_client, port, phone.request(authorization=phone.answer(challenge))
-            )
-            seen.append(status_of(answer))
+        seen = await wrong_passwords(udp_client, port, 3)
         assert seen == [401, 401, 403]  # the failure that bans still gets its 403
         # Then silence for every request from the address, OPTIONS included.
         udp_client.send(Registering("401", "secret401", port=udp_client.port).request(), port)
@@ -318,6 +372,26 @@ async def test_silent_ban_answers_nothing_at_all(tmp_path: Path, udp_client: Udp
         await udp_client.nothing(0.3)
         assert service(server).gate is not None
         assert service(server).gate.dropped == 2  # type: ignore[union-attr]
+
+
+async def test_a_ban_survives_a_restart(tmp_path: Path, udp_client: UdpClient) -> None:
+    data = tmp_path / "data"
+    async with running(tmp_path, data_dir=data) as (_, port), udp_client_on("127.0.0.4") as guesser:
+        seen = await wrong_passwords(guesser, port, 3)
+        assert seen == [401, 401, 403]  # banned at the third failure
+    # A new process on the same data directory: still banned, from its first request.
+    async with (
+        running(tmp_path, data_dir=data) as (server, port),
+        udp_client_on("127.0.0.4") as guesser,
+    ):
+        again = Registering("401", "secret401", port=guesser.port)
+        assert status_of(await exchange(guesser, port, again.request())) == 403
+        registrar = service(server)
+        assert registrar.stats["refused_banned"] == 1
+        assert registrar.stats["bans_source"] == 0  # restored, not banned anew
+        # Only that address: the others are challenged as usual.
+        phone = Registering("401", "secret401", port=udp_client.port)
+        assert status_of(await register(udp_client, port, phone)) == 200
 
 
 # -- persistence and expiry -----------------------------------------------------------------

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from switch.admission import Admission, Ban
+from switch.bans import BanStore, bans_db_path
 from switch.directory import load_directory
 from switch.location import AsyncStore, LocationStoreError, MemoryLocationStore
 from switch.registrar import Binding
@@ -75,7 +76,9 @@ class OrderedStore(MemoryLocationStore):
         super().apply(upserts, removals)
 
 
-async def make(**settings: object) -> tuple[RegistrarService, FakePort, OrderedStore, Clock]:
+async def make(
+    *, bans: BanStore | None = None, **settings: object
+) -> tuple[RegistrarService, FakePort, OrderedStore, Clock]:
     port = FakePort()
     store = OrderedStore(port)
     clock = Clock()
@@ -90,6 +93,7 @@ async def make(**settings: object) -> tuple[RegistrarService, FakePort, OrderedS
         settings=RegistrarSettings.model_validate(base),
         nonce_secret=b"s" * 32,
         domain="pbx.test",
+        bans=bans,
         clock=clock.mono,
         wall=lambda: clock.wall,
         random_bytes=lambda n: next(counter).to_bytes(n, "big"),
@@ -368,3 +372,57 @@ async def test_silent_ban_still_ends_the_transactions_already_past_the_gate() ->
     assert in_flight is not None
     assert in_flight.status == 403
     assert service.stats["refused_banned"] == 1
+
+
+async def test_a_ban_is_kept_in_wall_time_and_restored_after_a_restart(tmp_path: Path) -> None:
+    store = BanStore(bans_db_path(tmp_path))
+    service, _, _, clock = await make(bans=store, admission={"max_failures": 1})
+    challenge = await service.process(register(), SOURCE)
+    assert challenge is not None
+    wrong = answer(challenge, "401", "not-the-password")
+    banned = await service.process(register(authorization=wrong, cseq=2), SOURCE)
+    assert banned is not None
+    assert banned.status == 403
+    (ban,) = store.load(clock.wall)
+    assert (ban.address, ban.kind) == ("192.0.2.10", "source")
+    assert (ban.since, ban.until) == (clock.wall, clock.wall + 86_400)  # wall clock
+    await service.close()
+
+    # A restart an hour later: another monotonic origin, the same wall clock.
+    restarted, _, _, later = await make(bans=store, admission={"max_failures": 1})
+    later.now, later.wall = 5.0, clock.wall + 3600
+    await restarted.start()
+    refused = await restarted.process(register(cseq=3), SOURCE)
+    assert refused is not None
+    assert refused.status == 403
+    assert restarted.stats["refused_banned"] == 1
+    assert restarted.stats["bans_source"] == 0  # put back, not banned again
+    (again,) = restarted.admission.bans(later.now)
+    assert again.until == 5.0 + 86_400 - 3600  # what was left of it
+    assert restarted.admission.check("192.0.2.10", again.until) is None
+    await restarted.close()
+
+    # A day later: the ban is over and its row gone.
+    final, _, _, day = await make(bans=store, admission={"max_failures": 1})
+    day.wall = clock.wall + 86_400
+    await final.start()
+    challenged = await final.process(register(cseq=4), SOURCE)
+    assert challenged is not None
+    assert challenged.status == 401
+    assert store.load(day.wall) == []
+    await final.close()
+    store.close()
+
+
+async def test_restored_bans_are_silent_at_the_gate_when_bans_are_silent(tmp_path: Path) -> None:
+    store = BanStore(bans_db_path(tmp_path))
+    clock = Clock()
+    store.add(Ban("192.0.2.10", "guessing", "source", clock.wall, clock.wall + 60), clock.wall)
+    service, *_ = await make(bans=store, admission={"silent": True})
+    gate = BanGate(None, service.admission, service.clock)
+    service.gate = gate
+    await service.start()
+    assert gate.blocked("192.0.2.10")
+    assert not gate.blocked("192.0.2.11")
+    await service.close()
+    store.close()

@@ -13,6 +13,14 @@ Two kinds of counting, for two rates:
   increment per message, no ``prometheus_client`` object touched. A custom
   collector turns the dicts into counter families when Prometheus scrapes.
   Counts are wire counts: retransmissions count, in both directions.
+- The components' own tallies are read the same way at scrape time: each counts
+  once, in its ``stats`` dict, and nothing here counts again. A ``StatsTable``
+  maps each key to its series: ``B2bua.stats`` (calls started and ended,
+  refusals, load shedding, trunks, transfers, pickups), ``RegistrarService.stats``
+  (REGISTER results, digest challenges and failures, bans, keep-alives, expiries),
+  ``Blf.stats`` (subscriptions, changes notified), ``Stack.stats`` (messages
+  received and refused, stateless answers, transport and internal errors); and
+  the silent-ban gate's ``BanGate.dropped``.
 
 Labels stay bounded whatever peers send: a request method that is not a
 registered SIP method counts as ``method="other"``; status codes are three
@@ -24,7 +32,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -93,6 +102,13 @@ class _SipCollector(Collector):
                 "Current registrations (bindings: one per registered phone contact)",
                 value=source(),
             )
+        dropped = m.ban_gate_source
+        if dropped is not None:
+            yield CounterMetricFamily(
+                "aiguilleur_ban_gate_dropped",
+                "Datagrams and stream messages from banned addresses dropped unread (silent bans)",
+                value=dropped(),
+            )
 
     def describe(self) -> Iterable[Metric]:
         # Names only (values are not read at registration): duplicates are refused early.
@@ -104,7 +120,274 @@ class _SipCollector(Collector):
                 ("aiguilleur_sip_responses_received", "status"),
                 ("aiguilleur_sip_responses_sent", "status"),
             )
-        ] + [GaugeMetricFamily("aiguilleur_registrations", "")]
+        ] + [
+            GaugeMetricFamily("aiguilleur_registrations", ""),
+            CounterMetricFamily("aiguilleur_ban_gate_dropped", ""),
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class StatsTable:
+    """How one component's ``stats`` (a dict of counts it keeps itself) is exposed.
+
+    A key names a series exactly (``keys``) or by its prefix (``prefixes``: the rest
+    of the key is the one label's value, from a bounded set such as a status code).
+    The component counts once, in its dict; the scrape only reads it."""
+
+    families: Mapping[str, tuple[str, tuple[str, ...]]]
+    """Counter family name (``_total`` added on exposition) -> (HELP, label names)."""
+    keys: Mapping[str, tuple[str, tuple[str, ...]]]
+    """Key -> (family, label values)."""
+    prefixes: Mapping[str, str] = field(default_factory=dict)
+    """Key prefix (the key up to its first ``_``, included) -> family."""
+
+    def series(self, key: str) -> tuple[str, tuple[str, ...]] | None:
+        """The family and label values ``key`` counts in; None if unknown."""
+        found = self.keys.get(key)
+        if found is not None:
+            return found
+        prefix, sep, rest = key.partition("_")
+        family = self.prefixes.get(prefix + sep)
+        return None if family is None or not rest else (family, (rest,))
+
+    def collect(self, stats: Mapping[str, int]) -> Iterator[Metric]:
+        families = {
+            name: CounterMetricFamily(name, doc, labels=list(labels))
+            for name, (doc, labels) in self.families.items()
+        }
+        values: Tally[tuple[str, tuple[str, ...]]] = Tally()
+        for key, count in stats.items():
+            series = self.series(key)
+            if series is not None:  # a key without a series is a bug test_metrics catches
+                values[series] += count
+        for name, (_, labels) in self.families.items():
+            if not labels:  # always present, 0 included: rate() needs a first sample
+                values[name, ()] += 0
+        for (name, label_values), count in sorted(values.items()):
+            families[name].add_metric(list(label_values), count)
+        yield from families.values()
+
+    def describe(self) -> list[Metric]:
+        return [
+            CounterMetricFamily(name, "", labels=list(labels))
+            for name, (_, labels) in self.families.items()
+        ]
+
+
+B2BUA_STATS = StatsTable(
+    # ``B2bua.stats``, counted by ``switch.b2bua`` and ``switch.transfer``.
+    families={
+        "aiguilleur_b2bua_calls_started": (
+            "Calls the B2BUA started: an A leg accepted (line, trunk or service call)",
+            (),
+        ),
+        "aiguilleur_b2bua_calls_ended": ("Calls ended, by outcome", ("outcome",)),
+        "aiguilleur_b2bua_requests_refused": (
+            "Requests the B2BUA answered with an error before any call started "
+            "(ban, unknown caller, digest challenge, line limit, no such dialog), by status",
+            ("status",),
+        ),
+        "aiguilleur_b2bua_calls_shed": (
+            "New calls answered 503 with Retry-After because the stack was overloaded",
+            (),
+        ),
+        "aiguilleur_b2bua_trunk_calls": (
+            "Calls through a trunk, by direction (in, out)",
+            ("direction",),
+        ),
+        "aiguilleur_b2bua_transfers": (
+            "Call transfers (REFER), by result (started, refused, failed, completed)",
+            ("result",),
+        ),
+        "aiguilleur_b2bua_pickups": (
+            "Ringing calls picked up (INVITE with Replaces, star code)",
+            (),
+        ),
+        "aiguilleur_b2bua_replaces": (
+            "Calls in progress taken over by an INVITE with Replaces (confirmed dialog)",
+            (),
+        ),
+    },
+    keys={
+        "calls": ("aiguilleur_b2bua_calls_started", ()),
+        "overload_503": ("aiguilleur_b2bua_calls_shed", ()),
+        "trunk_in": ("aiguilleur_b2bua_trunk_calls", ("in",)),
+        "trunk_out": ("aiguilleur_b2bua_trunk_calls", ("out",)),
+        "transfers": ("aiguilleur_b2bua_transfers", ("started",)),  # blind: the attempt dialled
+        "transfer_refused": ("aiguilleur_b2bua_transfers", ("refused",)),
+        "transfer_failed": ("aiguilleur_b2bua_transfers", ("failed",)),
+        "transferred": ("aiguilleur_b2bua_transfers", ("completed",)),
+        "pickups": ("aiguilleur_b2bua_pickups", ()),
+        "replaced": ("aiguilleur_b2bua_replaces", ()),
+    },
+    prefixes={
+        "outcome_": "aiguilleur_b2bua_calls_ended",  # outcome_<Outcome>
+        "refused_": "aiguilleur_b2bua_requests_refused",  # refused_<status>
+    },
+)
+
+REGISTRAR_STATS = StatsTable(
+    # ``RegistrarService.stats``: REGISTER, and the digest of INVITE and SUBSCRIBE too
+    # (``authenticate``), admission bans, keep-alives, expiries.
+    families={
+        "aiguilleur_registrar_registers_accepted": (
+            "REGISTER requests accepted (200: bindings added, refreshed, removed or listed)",
+            (),
+        ),
+        "aiguilleur_registrar_registers_refused": (
+            "REGISTER requests refused by the registrar's rules after the digest "
+            "(RFC 3261 section 10.3: Contact, Expires, interval too brief...), by status",
+            ("status",),
+        ),
+        "aiguilleur_registrar_registers_banned": (
+            "REGISTER requests answered 403 because their source is banned "
+            "(bans not silent, or a request already past the gate)",
+            (),
+        ),
+        "aiguilleur_registrar_devices_refused": (
+            "REGISTER requests refused because the phone is not the line's declared device",
+            (),
+        ),
+        "aiguilleur_registrar_challenges": (
+            "Digest challenges sent: 401 to REGISTER, 407 to INVITE and SUBSCRIBE "
+            "(stale nonces included)",
+            (),
+        ),
+        "aiguilleur_registrar_stale_nonces": (
+            "Digest answers with an expired nonce, challenged again with stale=true",
+            (),
+        ),
+        "aiguilleur_registrar_nonce_replays": (
+            "Digest answers that reused a nonce count, refused with 403",
+            (),
+        ),
+        "aiguilleur_registrar_auth_failures": (
+            "Authentication failures counted towards bans: wrong credentials, nonce "
+            "reused, device not declared (REGISTER, INVITE, SUBSCRIBE)",
+            (),
+        ),
+        "aiguilleur_registrar_bans": (
+            "Bans made by admission control, by kind (source: one address; "
+            "line: one line attacked from many addresses)",
+            ("kind",),
+        ),
+        "aiguilleur_registrar_ban_store_errors": (
+            "Bans the ban store could not keep (they hold in memory until a restart)",
+            (),
+        ),
+        "aiguilleur_registrar_store_errors": (
+            "REGISTER requests answered 500 because the location store failed",
+            (),
+        ),
+        "aiguilleur_registrar_bindings_expired": ("Bindings removed at their expiry", ()),
+        "aiguilleur_registrar_bindings_unreachable": (
+            "Bindings marked unreachable (keep-alive unanswered, connection closed)",
+            (),
+        ),
+        "aiguilleur_registrar_keepalives_sent": (
+            "Keep-alives sent to registered phones (OPTIONS, CRLF)",
+            (),
+        ),
+        "aiguilleur_registrar_keepalives_lost": (
+            "Keep-alive OPTIONS left unanswered (timed out, or failed in the transport)",
+            (),
+        ),
+    },
+    keys={
+        "registered": ("aiguilleur_registrar_registers_accepted", ()),
+        "refused_banned": ("aiguilleur_registrar_registers_banned", ()),
+        "device_refused": ("aiguilleur_registrar_devices_refused", ()),
+        "challenges": ("aiguilleur_registrar_challenges", ()),
+        "stale": ("aiguilleur_registrar_stale_nonces", ()),
+        "replays": ("aiguilleur_registrar_nonce_replays", ()),
+        "auth_failures": ("aiguilleur_registrar_auth_failures", ()),
+        "ban_store_errors": ("aiguilleur_registrar_ban_store_errors", ()),
+        "store_errors": ("aiguilleur_registrar_store_errors", ()),
+        "expired": ("aiguilleur_registrar_bindings_expired", ()),
+        "unreachable": ("aiguilleur_registrar_bindings_unreachable", ()),
+        "keepalives_sent": ("aiguilleur_registrar_keepalives_sent", ()),
+        "keepalives_lost": ("aiguilleur_registrar_keepalives_lost", ()),
+    },
+    prefixes={
+        "refused_": "aiguilleur_registrar_registers_refused",  # refused_<status>
+        "bans_": "aiguilleur_registrar_bans",  # bans_<BanKind>
+    },
+)
+
+BLF_STATS = StatsTable(
+    # ``Blf.stats``: dialog-event (BLF) subscriptions to the lines.
+    families={
+        "aiguilleur_blf_subscribes_received": (
+            "SUBSCRIBE requests the BLF service received (new, refresh, unsubscribe; "
+            "refused ones included)",
+            (),
+        ),
+        "aiguilleur_blf_changes_notified": (
+            "Changes of a line's call state notified to its watchers (one per change "
+            "and line, however many watchers)",
+            (),
+        ),
+    },
+    keys={
+        "subscribe": ("aiguilleur_blf_subscribes_received", ()),
+        "notify": ("aiguilleur_blf_changes_notified", ()),
+    },
+)
+
+STACK_STATS = StatsTable(
+    # ``Stack.stats``: what the SIP stack met below the transaction users.
+    families={
+        "aiguilleur_stack_messages_received": (
+            "SIP messages read from the transports (datagrams, framed stream messages) "
+            "before parsing: unparseable ones included, those a silent ban dropped not",
+            (),
+        ),
+        "aiguilleur_stack_messages_refused": (
+            "Messages the parser refused, by the status of the error (answered when "
+            "they are requests it can answer, else dropped)",
+            ("status",),
+        ),
+        "aiguilleur_stack_stateless_responses": (
+            "Responses sent without a transaction (the stateless core's answers: "
+            "OPTIONS, 481, 405...; refusals of unparseable requests), by status",
+            ("status",),
+        ),
+        "aiguilleur_stack_transport_errors": (
+            "Sends the transport could not deliver (ICMP error, connection refused or lost)",
+            (),
+        ),
+        "aiguilleur_stack_internal_errors": (
+            "Unexpected errors (bugs) met on a message or a timer, logged as internal.error",
+            (),
+        ),
+    },
+    keys={
+        "received": ("aiguilleur_stack_messages_received", ()),
+        "transport_errors": ("aiguilleur_stack_transport_errors", ()),
+        "internal_errors": ("aiguilleur_stack_internal_errors", ()),
+    },
+    prefixes={
+        "refused_": "aiguilleur_stack_messages_refused",  # refused_<status>
+        "answered_": "aiguilleur_stack_stateless_responses",  # answered_<status>
+    },
+)
+
+
+class _StatsCollector(Collector):
+    """One component's ``stats`` (``table``) as counter families, read at scrape time."""
+
+    def __init__(self, table: StatsTable) -> None:
+        self.table = table
+        self.source: Callable[[], Mapping[str, int]] | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        source = self.source
+        if source is None:  # not built yet (the switch is starting)
+            return
+        yield from self.table.collect(source())
+
+    def describe(self) -> Iterable[Metric]:
+        return self.table.describe()
 
 
 class Metrics:
@@ -179,7 +462,14 @@ class Metrics:
         self.responses_in: Tally[int] = Tally()
         self.responses_out: Tally[int] = Tally()
         self.registrations_source: Callable[[], int] | None = None
+        self.ban_gate_source: Callable[[], int] | None = None
         r.register(_SipCollector(self))
+        self._b2bua = _StatsCollector(B2BUA_STATS)
+        self._registrar = _StatsCollector(REGISTRAR_STATS)
+        self._blf = _StatsCollector(BLF_STATS)
+        self._stack = _StatsCollector(STACK_STATS)
+        for collector in (self._b2bua, self._registrar, self._blf, self._stack):
+            r.register(collector)
 
     # -- calls (per service number) ---------------------------------------------------
     def offered(self, number: str) -> None:
@@ -265,6 +555,28 @@ class Metrics:
     def set_registrations(self, source: Callable[[], int]) -> None:
         """Read ``source()`` at each scrape for ``aiguilleur_registrations``."""
         self.registrations_source = source
+
+    def set_ban_gate(self, source: Callable[[], int]) -> None:
+        """Read ``source()`` (``BanGate.dropped``) at each scrape for
+        ``aiguilleur_ban_gate_dropped_total``."""
+        self.ban_gate_source = source
+
+    # -- components' own tallies (``stats``, read at each scrape) -------------------------------
+    def set_b2bua(self, source: Callable[[], Mapping[str, int]]) -> None:
+        """``B2bua.stats``: the ``aiguilleur_b2bua_*`` counters."""
+        self._b2bua.source = source
+
+    def set_registrar(self, source: Callable[[], Mapping[str, int]]) -> None:
+        """``RegistrarService.stats``: the ``aiguilleur_registrar_*`` counters."""
+        self._registrar.source = source
+
+    def set_blf(self, source: Callable[[], Mapping[str, int]]) -> None:
+        """``Blf.stats``: the ``aiguilleur_blf_*`` counters."""
+        self._blf.source = source
+
+    def set_stack(self, source: Callable[[], Mapping[str, int]]) -> None:
+        """``Stack.stats``: the ``aiguilleur_stack_*`` counters."""
+        self._stack.source = source
 
     # -- exposition ------------------------------------------------------------------------------
     def render(self) -> bytes:

@@ -6,12 +6,10 @@ import asyncio
 import json
 import re
 import signal
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -25,6 +23,7 @@ from switch.cli import main
 from switch.metrics import CONTENT_TYPE
 from switch.settings import load_settings
 from tests.adapter.conftest import UdpClient
+from tests.adapter.raw_ua import RawUa
 from tests.sip_support import ROOT, SwitchConfig, free_port, options, status_of, write_config
 
 TOKEN = "s3cret-token-for-tests-0123456789"
@@ -121,6 +120,59 @@ async def test_metrics_count_sip_messages(
         )
         assert sample(after, "aiguilleur_sip_responses_sent_total", '{status="200"}') >= 1
         assert sample(after, "aiguilleur_routing_loaded_timestamp_seconds") > 0
+
+
+async def test_metrics_export_the_b2bua_counters(switch_config: SwitchConfig) -> None:
+    async with switch_on(switch_config) as server:
+        _, _, body = await http(server, "GET", "/metrics")
+        before = body.decode()
+        assert sample(before, "aiguilleur_b2bua_calls_started_total") == 0
+        assert sample(before, "aiguilleur_b2bua_calls_shed_total") == 0
+        assert "# TYPE aiguilleur_b2bua_requests_refused_total counter" in before
+        caller = await RawUa.open("401", "secret401", switch_config.sip_port)
+        try:
+            out = await caller.call("402")  # 407 first, then the INVITE with credentials
+            await out.failed(480)  # 402 is not registered
+        finally:
+            caller.close()
+        # The B2BUA counts in the same step as it sends the 480: no wait.
+        _, _, body = await http(server, "GET", "/metrics")
+        after = body.decode()
+        assert sample(after, "aiguilleur_b2bua_requests_refused_total", '{status="407"}') == 1
+        assert sample(after, "aiguilleur_b2bua_calls_started_total") == 1
+        assert sample(after, "aiguilleur_b2bua_calls_ended_total", '{outcome="unreachable"}') == 1
+        assert sample(after, "aiguilleur_b2bua_calls_shed_total") == 0
+
+
+async def test_metrics_export_the_registrar_stack_and_blf_counters(
+    switch_config: SwitchConfig, udp_client: UdpClient
+) -> None:
+    async with switch_on(switch_config) as server:
+        _, _, body = await http(server, "GET", "/metrics")
+        before = body.decode()
+        for name in (
+            "aiguilleur_registrar_challenges_total",
+            "aiguilleur_registrar_registers_accepted_total",
+            "aiguilleur_blf_subscribes_received_total",
+            "aiguilleur_stack_internal_errors_total",
+            "aiguilleur_ban_gate_dropped_total",
+        ):
+            assert sample(before, name) == 0, name
+        received = sample(before, "aiguilleur_stack_messages_received_total")
+        phone = await RawUa.open("401", "secret401", switch_config.sip_port)
+        try:
+            await phone.register()  # 401 first, then the REGISTER with credentials
+        finally:
+            phone.close()
+        udp_client.send(options(port=udp_client.port), switch_config.sip_port)
+        assert status_of(await udp_client.recv()) == 200  # the stateless core's answer
+        _, _, body = await http(server, "GET", "/metrics")
+        after = body.decode()
+        assert sample(after, "aiguilleur_registrar_challenges_total") == 1
+        assert sample(after, "aiguilleur_registrar_registers_accepted_total") == 1
+        assert sample(after, "aiguilleur_stack_messages_received_total") == received + 3
+        assert sample(after, "aiguilleur_stack_stateless_responses_total", '{status="200"}') == 1
+        assert sample(after, "aiguilleur_blf_subscribes_received_total") == 0
 
 
 async def test_health_plans_and_unknown_paths(switch_config: SwitchConfig) -> None:
@@ -377,27 +429,46 @@ async def test_cli_says_when_the_switch_is_not_running(tmp_path: Path) -> None:
 # -- a switch process: real SIGHUP, injected clock -----------------------------------------------
 
 
-def _get_json(url: str) -> dict[str, Any] | None:
-    try:
-        with urllib.request.urlopen(url, timeout=0.5) as response:
+async def _get_json(url: str) -> dict[str, Any]:
+    """GET ``url`` (in a thread: urllib blocks) and decode its JSON body."""
+
+    def get() -> dict[str, Any]:
+        with urllib.request.urlopen(url, timeout=5) as response:
             return json.loads(response.read())  # type: ignore[no-any-return]
-    except OSError:
-        return None
+
+    return await asyncio.to_thread(get)
 
 
-def _until(what: str, check: Any, proc: subprocess.Popen[bytes], log: Path) -> Any:
-    """Poll ``check()`` until it returns something true (bounded; no blind sleep)."""
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"switch exited:\n{log.read_text()}"
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not seen:\n{log.read_text()}")
+def event(name: str) -> Callable[[str], bool]:
+    """Matches a log line of ``event=name`` (``switch.log``: one line per event)."""
+    return lambda line: f" event={name} " in f"{line} "
 
 
-def test_switch_process_reloads_on_sighup_with_an_injected_clock(tmp_path: Path) -> None:
+class SwitchOutput:
+    """What a switch process writes (its log), read line by line as it comes."""
+
+    def __init__(self, stream: asyncio.StreamReader) -> None:
+        self.stream = stream
+        self.lines: list[str] = []
+
+    async def until(self, what: str, match: Callable[[str], bool]) -> str:
+        """The next line that ``match``es; fails if the process ends first (bounded)."""
+        try:
+            async with asyncio.timeout(15):
+                while raw := await self.stream.readline():
+                    line = raw.decode(errors="replace").rstrip("\n")
+                    self.lines.append(line)
+                    if match(line):
+                        return line
+        except TimeoutError:
+            pass
+        raise AssertionError(f"{what} not seen:\n" + "\n".join(self.lines))
+
+    def seen(self, match: Callable[[str], bool]) -> bool:
+        return any(match(line) for line in self.lines)
+
+
+async def test_switch_process_reloads_on_sighup_with_an_injected_clock(tmp_path: Path) -> None:
     sip_port, tls_port, admin_port = free_port(), free_port(), free_port()
     config = write_config(
         tmp_path / "config",
@@ -405,59 +476,60 @@ def test_switch_process_reloads_on_sighup_with_an_injected_clock(tmp_path: Path)
         tls_port=tls_port,
         extra=f"admin:\n  host: 127.0.0.1\n  port: {admin_port}\n",
     )
-    log = tmp_path / "switch.log"
     health = f"http://127.0.0.1:{admin_port}/health"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "switch",
-                "run",
-                "--config",
-                str(config),
-                "--data-dir",
-                str(tmp_path / "data"),
-                "--clock",
-                "2026-05-14T10:00:00+02:00",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "switch",
+        "run",
+        "--config",
+        str(config),
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--clock",
+        "2026-05-14T10:00:00+02:00",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None
+    out = SwitchOutput(proc.stdout)
+    try:
+        # The switch logs ``ready`` once its listeners and the admin API are up.
+        ready = await out.until("ready", event("ready"))
+        assert f"admin=http://127.0.0.1:{admin_port}" in ready
+        assert out.seen(event("clock.injected"))
+        first = await _get_json(health)
+        wall = datetime.fromisoformat(first["wall_time"])
+        start = datetime(2026, 5, 14, 10, tzinfo=timezone(timedelta(hours=2)))
+        assert start <= wall < start + timedelta(minutes=1)
+
+        (config / "routing" / "broken.yaml").write_text(BROKEN)
+        proc.send_signal(signal.SIGHUP)
+        await out.until("the refusal", event("routing.reload_refused"))
+        await out.until(
+            "the error", lambda line: event("routing.invalid")(line) and "broken.yaml:3:1" in line
         )
-        try:
-            first = _until("ready", lambda: _get_json(health), proc, log)
-            assert "event=clock.injected" in log.read_text()
-            wall = datetime.fromisoformat(first["wall_time"])
-            start = datetime(2026, 5, 14, 10, tzinfo=timezone(timedelta(hours=2)))
-            assert start <= wall < start + timedelta(minutes=1)
+        now = await _get_json(health)
+        assert now["routing"] == first["routing"]  # the running library stayed
 
-            (config / "routing" / "broken.yaml").write_text(BROKEN)
-            proc.send_signal(signal.SIGHUP)
-            _until(
-                "the refusal", lambda: "event=routing.reload_refused" in log.read_text(), proc, log
-            )
-            assert "broken.yaml:3:1" in log.read_text()
-            now = _get_json(health)
-            assert now is not None
-            assert now["routing"] == first["routing"]  # the running library stayed
+        (config / "routing" / "broken.yaml").unlink()
+        path = config / "routing" / "call-centre.yaml"
+        path.write_text(path.read_text().replace("    limit: 3\n", "    limit: 4\n"))
+        proc.send_signal(signal.SIGHUP)
+        reloaded = await out.until("the reload", event("routing.reloaded"))
+        now = await _get_json(health)
+        assert now["routing"]["digest"] != first["routing"]["digest"]
+        assert f"digest={now['routing']['digest']}" in reloaded  # installed before logged
 
-            (config / "routing" / "broken.yaml").unlink()
-            path = config / "routing" / "call-centre.yaml"
-            path.write_text(path.read_text().replace("    limit: 3\n", "    limit: 4\n"))
-            proc.send_signal(signal.SIGHUP)
-            _until(
-                "the new digest",
-                lambda: (_get_json(health) or first)["routing"] != first["routing"],
-                proc,
-                log,
-            )
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(15) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(5)
+        proc.send_signal(signal.SIGTERM)
+        await out.until("the stop", event("stopped"))
+        await asyncio.wait_for(proc.communicate(), 15)  # the rest of the output, and exit
+        assert proc.returncode == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
 
 
 # -- the clock hook ------------------------------------------------------------------------------

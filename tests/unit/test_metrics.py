@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 
-from switch.metrics import Metrics
+import pytest
+
+from switch.metrics import (
+    B2BUA_STATS,
+    BLF_STATS,
+    REGISTRAR_STATS,
+    STACK_STATS,
+    Metrics,
+    StatsTable,
+)
 from switch.sip.parser import parse_message
-from tests.sip_support import options
+from tests.sip_support import ROOT, options
 
-SAMPLE = re.compile(r"^(?P<name>[a-z_:]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$")
+SAMPLE = re.compile(r"^(?P<name>[a-z_:][a-z0-9_:]*)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$")
 
 
 def samples(metrics: Metrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -140,6 +150,160 @@ def test_registrations_are_read_at_scrape_time() -> None:
     assert value(m, "aiguilleur_registrations") == 3
     count[0] = 5
     assert value(m, "aiguilleur_registrations") == 5
+
+
+def test_b2bua_stats_are_read_at_scrape_time_under_their_names() -> None:
+    m = Metrics()
+    assert not any(k[0].startswith("aiguilleur_b2bua_") for k in samples(m))
+    stats: Counter[str] = Counter()
+    m.set_b2bua(lambda: stats)
+    # Before anything happened: the unlabelled counters are there at 0.
+    assert value(m, "aiguilleur_b2bua_calls_started_total") == 0
+    assert value(m, "aiguilleur_b2bua_calls_shed_total") == 0
+    stats.update(
+        {
+            "calls": 3,
+            "outcome_answered": 2,
+            "outcome_no_answer": 1,
+            "refused_407": 4,
+            "refused_403": 1,
+            "overload_503": 5,
+            "trunk_in": 1,
+            "trunk_out": 2,
+            "transfers": 1,
+            "transferred": 1,
+            "transfer_refused": 2,
+            "transfer_failed": 1,
+            "pickups": 1,
+            "replaced": 1,
+        }
+    )
+    assert value(m, "aiguilleur_b2bua_calls_started_total") == 3
+    assert value(m, "aiguilleur_b2bua_calls_ended_total", outcome="answered") == 2
+    assert value(m, "aiguilleur_b2bua_calls_ended_total", outcome="no_answer") == 1
+    assert value(m, "aiguilleur_b2bua_requests_refused_total", status="407") == 4
+    assert value(m, "aiguilleur_b2bua_requests_refused_total", status="403") == 1
+    assert value(m, "aiguilleur_b2bua_calls_shed_total") == 5
+    assert value(m, "aiguilleur_b2bua_trunk_calls_total", direction="in") == 1
+    assert value(m, "aiguilleur_b2bua_trunk_calls_total", direction="out") == 2
+    assert value(m, "aiguilleur_b2bua_transfers_total", result="started") == 1
+    assert value(m, "aiguilleur_b2bua_transfers_total", result="completed") == 1
+    assert value(m, "aiguilleur_b2bua_transfers_total", result="refused") == 2
+    assert value(m, "aiguilleur_b2bua_transfers_total", result="failed") == 1
+    assert value(m, "aiguilleur_b2bua_pickups_total") == 1
+    assert value(m, "aiguilleur_b2bua_replaces_total") == 1
+    stats["calls"] += 1  # counted once, by the B2BUA; the scrape only reads
+    assert value(m, "aiguilleur_b2bua_calls_started_total") == 4
+    text = m.render().decode()
+    assert "# TYPE aiguilleur_b2bua_requests_refused_total counter" in text
+    assert "# HELP aiguilleur_b2bua_calls_shed_total New calls answered 503" in text
+
+
+def test_registrar_blf_and_stack_stats_are_read_at_scrape_time() -> None:
+    m = Metrics()
+    assert not any(
+        k[0].startswith(("aiguilleur_registrar_", "aiguilleur_blf_", "aiguilleur_stack_"))
+        for k in samples(m)
+    )
+    registrar: Counter[str] = Counter()
+    blf = {"notify": 0, "subscribe": 0}
+    stack: Counter[str] = Counter()
+    dropped = [0]
+    m.set_registrar(lambda: registrar)
+    m.set_blf(lambda: blf)
+    m.set_stack(lambda: stack)
+    m.set_ban_gate(lambda: dropped[0])
+    # Before anything happened: the unlabelled counters are there at 0.
+    for name in (
+        "aiguilleur_registrar_registers_accepted_total",
+        "aiguilleur_registrar_challenges_total",
+        "aiguilleur_blf_subscribes_received_total",
+        "aiguilleur_stack_messages_received_total",
+        "aiguilleur_ban_gate_dropped_total",
+    ):
+        assert value(m, name) == 0, name
+    registrar.update(
+        {
+            "registered": 5,
+            "refused_423": 1,
+            "refused_banned": 2,  # a key of its own, not status="banned"
+            "challenges": 7,
+            "auth_failures": 3,
+            "bans_source": 1,
+            "bans_line": 1,
+            "keepalives_sent": 9,
+        }
+    )
+    blf.update(subscribe=4, notify=6)
+    stack.update({"received": 40, "refused_400": 2, "answered_400": 1, "answered_200": 3})
+    dropped[0] = 11
+    assert value(m, "aiguilleur_registrar_registers_accepted_total") == 5
+    assert value(m, "aiguilleur_registrar_registers_refused_total", status="423") == 1
+    assert value(m, "aiguilleur_registrar_registers_banned_total") == 2
+    assert (
+        "aiguilleur_registrar_registers_refused_total",
+        frozenset({("status", "banned")}),
+    ) not in (samples(m))
+    assert value(m, "aiguilleur_registrar_challenges_total") == 7
+    assert value(m, "aiguilleur_registrar_auth_failures_total") == 3
+    assert value(m, "aiguilleur_registrar_bans_total", kind="source") == 1
+    assert value(m, "aiguilleur_registrar_bans_total", kind="line") == 1
+    assert value(m, "aiguilleur_registrar_keepalives_sent_total") == 9
+    assert value(m, "aiguilleur_registrar_keepalives_lost_total") == 0
+    assert value(m, "aiguilleur_blf_subscribes_received_total") == 4
+    assert value(m, "aiguilleur_blf_changes_notified_total") == 6
+    assert value(m, "aiguilleur_stack_messages_received_total") == 40
+    assert value(m, "aiguilleur_stack_messages_refused_total", status="400") == 2
+    assert value(m, "aiguilleur_stack_stateless_responses_total", status="400") == 1
+    assert value(m, "aiguilleur_stack_stateless_responses_total", status="200") == 3
+    assert value(m, "aiguilleur_ban_gate_dropped_total") == 11
+    text = m.render().decode()
+    assert "# TYPE aiguilleur_registrar_bans_total counter" in text
+    assert "# HELP aiguilleur_stack_transport_errors_total Sends the transport" in text
+
+
+# Each table and the files whose ``stats[...]`` it exposes.
+STATS_SOURCES: dict[str, tuple[StatsTable, tuple[str, ...]]] = {
+    "b2bua": (B2BUA_STATS, ("switch/b2bua.py", "switch/transfer.py")),
+    "registrar": (REGISTRAR_STATS, ("switch/registrar_service.py",)),
+    "blf": (BLF_STATS, ("switch/blf.py",)),
+    "stack": (STACK_STATS, ("switch/stack.py",)),
+}
+
+
+@pytest.mark.parametrize("component", sorted(STATS_SOURCES))
+def test_every_stats_key_has_a_series(component: str) -> None:
+    """A key a component counts but no family names would silently never be exported."""
+    table, paths = STATS_SOURCES[component]
+    keys = {
+        key
+        for path in paths
+        for key in re.findall(r'stats\[f?"([a-z0-9_]+)', (ROOT / path).read_text())
+    }
+    assert keys, f"no stats keys found in {paths}"
+    for key in keys:
+        # An f-string key ("refused_{status}") is a prefix: any value completes it.
+        assert table.series(key + "486" if key.endswith("_") else key) is not None, key
+    # And every family is fed by some key (no series exported that nothing counts).
+    fed = {table.series(key + "486" if key.endswith("_") else key) for key in keys}
+    assert {series[0] for series in fed if series is not None} == set(table.families)
+
+
+def test_the_b2bua_keys_found_are_the_ones_counted() -> None:
+    keys = {
+        key
+        for path in STATS_SOURCES["b2bua"][1]
+        for key in re.findall(r'stats\[f?"([a-z0-9_]+)', (ROOT / path).read_text())
+    }
+    assert {"calls", "refused_", "outcome_", "overload_503", "trunk_out"} <= keys
+    assert B2BUA_STATS.series("refused_") is None
+    assert B2BUA_STATS.series("nonsense") is None
+
+
+def test_the_stats_families_have_distinct_names() -> None:
+    names = [name for table, _ in STATS_SOURCES.values() for name in table.families]
+    assert len(names) == len(set(names))
+    Metrics().render()  # the registry refuses a name registered twice
 
 
 def test_reloads_by_result() -> None:

@@ -120,6 +120,19 @@ def build_parser() -> argparse.ArgumentParser:
             help="the admin API, e.g. http://127.0.0.1:8080 (default: from switch.yaml)",
         )
 
+    groups = sub.add_parser("groups", help="hunt groups (groupements)")
+    groups_sub = groups.add_subparsers(dest="groups_command", required=True, metavar="ACTION")
+    daynight = groups_sub.add_parser(
+        "daynight",
+        help="force a group's day or night mode (service de nuit), or give it back to its "
+        "calendar (auto); a running switch follows it from the next call",
+    )
+    daynight.add_argument("config", metavar="DIR", help="configuration directory")
+    daynight.add_argument("company", metavar="COMPANY", help="a company id (directory.yaml)")
+    daynight.add_argument("number", metavar="NUMBER", help="the group's number (999: Standard)")
+    daynight.add_argument("mode", choices=("day", "night", "auto"))
+    daynight.add_argument("--data-dir", metavar="DIR", help="override the data directory")
+
     schema = sub.add_parser("routing-schema", help="write the JSON Schema of routing programs")
     schema.add_argument("--output", "-o", default=None, metavar="FILE", help="default: stdout")
     return parser
@@ -151,6 +164,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from switch.cdr import calls_command
 
         return calls_command(args)
+    if args.command == "groups":
+        from switch.daynight import daynight_command
+
+        return daynight_command(args)
     if args.command in ("plan", "reload"):
         from switch import admin
 

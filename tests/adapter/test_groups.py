@@ -3,7 +3,8 @@
 config/example's group 500 (402 then 403, sequential) gets a 1 s ring time and a
 night destination (601) for these tests; 999 is the implicit Standard (every line).
 Membership changes (``*30``) and the day/night override are written to the switch's
-store, the override through the admin API as an operator would.
+store, the override through the admin API and through ``aiguilleur groups daynight``
+as an operator would.
 """
 
 from __future__ import annotations
@@ -11,17 +12,28 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from routing.linesettings import Forwarding, LineSettings
+import pytest
+
+from routing.linesettings import (
+    DayNight,
+    DayNightOverride,
+    Forwarding,
+    GroupSettings,
+    LineSettings,
+)
 from switch.app import Server, injected_clock
+from switch.cli import main
+from switch.line_settings import SqliteLineSettingsStore, group_key, line_settings_db_path
 from tests.adapter.raw_ua import RawUa, running_switch, sdp
 from tests.adapter.test_call_lifecycle import cdr, settings, until
 from tests.adapter.test_forwarding import phone as answering_phone
+from tests.sip_support import ROOT
 
 GROUP_500 = "      - {number: 500, name: Commercial, strategy: sequential}\n"
 TEST_500 = (
@@ -129,17 +141,29 @@ async def test_a_line_that_left_999_no_longer_rings_for_it(tmp_path: Path) -> No
             ua.close()
 
 
-async def test_night_override_from_the_admin_api_routes_the_group_to_601(
-    tmp_path: Path,
+async def by_admin_api(server: Server, mode: str) -> None:
+    status, body = await asyncio.to_thread(
+        admin, server, "/groups/exemple-pme/500/daynight", {"mode": mode}
+    )
+    assert (status, body["mode"]) == (200, mode)
+
+
+async def by_cli(server: Server, mode: str) -> None:
+    config, data = str(server.settings.config_dir), str(server.data_dir)
+    args = ["groups", "daynight", config, "exemple-pme", "500", mode, "--data-dir", data]
+    # From another thread: the store is written as another process would write it.
+    assert await asyncio.to_thread(main, args) == 0
+
+
+@pytest.mark.parametrize("set_mode", [by_admin_api, by_cli], ids=["admin-api", "cli"])
+async def test_night_override_routes_the_group_to_601(
+    tmp_path: Path, set_mode: Callable[[Server, str], Awaitable[None]]
 ) -> None:
     async with switch(tmp_path) as (server, port):
         members = [await phone(ext, port) for ext in ("402", "403")]
         night = await phone("601", port, answer=200)
         caller = await phone("401", port)
-        status, body = await asyncio.to_thread(
-            admin, server, "/groups/exemple-pme/500/daynight", {"mode": "night"}
-        )
-        assert (status, body["mode"]) == (200, "night")
+        await set_mode(server, "night")
         call = await caller.call("500")
         await call.answered()
         assert len(night.incoming) == 1
@@ -151,16 +175,63 @@ async def test_night_override_from_the_admin_api_routes_the_group_to_601(
         assert "service de nuit vers 601" in trace
 
         # Back to the schedule (none: day): the members ring again.
-        status, _ = await asyncio.to_thread(
-            admin, server, "/groups/exemple-pme/500/daynight", {"mode": "auto"}
-        )
-        assert status == 200
+        await set_mode(server, "auto")
         again = await caller.call("500")
         await until(lambda: len(members[0].incoming) == 1)
         await again.cancel()
         assert len(night.incoming) == 1
         for ua in (*members, night, caller):
             ua.close()
+
+
+def test_daynight_cli_writes_the_store_of_a_stopped_switch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(ROOT / "config" / "example")
+    SqliteLineSettingsStore(line_settings_db_path(tmp_path)).close()  # as a switch leaves it
+    args = ["groups", "daynight", config, "exemple-pme", "999", "night", "--data-dir"]
+    assert main([*args, str(tmp_path)]) == 0
+    store = SqliteLineSettingsStore(line_settings_db_path(tmp_path))
+    try:
+        stored = store.load_group(group_key("999", "pbx.test"))
+    finally:
+        store.close()
+    assert stored == GroupSettings(DayNightOverride(DayNight.NIGHT))
+    assert capsys.readouterr().out == "group 999 of exemple-pme: night (forced)\n"
+
+
+@pytest.mark.parametrize(
+    ("company", "number", "error"),
+    [
+        ("exemple-pme", "510", "unknown group 510 in exemple-pme"),
+        ("x", "500", "unknown company: x"),
+    ],
+)
+def test_daynight_cli_refuses_unknown_companies_and_groups(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], company: str, number: str, error: str
+) -> None:
+    config = str(ROOT / "config" / "example")
+    args = ["groups", "daynight", config, company, number, "day", "--data-dir", str(tmp_path)]
+    assert main(args) == 2
+    assert capsys.readouterr().err == error + "\n"
+    assert not line_settings_db_path(tmp_path).exists()
+
+
+def test_daynight_cli_writes_no_store_where_the_switch_never_ran(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(ROOT / "config" / "example")
+    args = ["groups", "daynight", config, "exemple-pme", "500", "day", "--data-dir"]
+    assert main([*args, str(tmp_path)]) == 1
+    assert "no line settings store" in capsys.readouterr().err
+    assert not line_settings_db_path(tmp_path).exists()
+
+
+def test_daynight_cli_refuses_other_modes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["groups", "daynight", "config/example", "exemple-pme", "500", "dusk"])
+    assert exit_.value.code == 2
+    assert "invalid choice: 'dusk'" in capsys.readouterr().err
 
 
 STANDARD_AT_NIGHT = """\

@@ -8,10 +8,20 @@ destination port number." An allocation therefore reserves the pair
 Pure: no sockets. Whether the OS lets the relay bind a port is the relay's
 business; ``retire`` takes a port out of circulation when it cannot.
 
+Parked ports: the relay keeps the sockets of a finished call's port pairs open
+for the next calls (binding and closing four sockets per call is most of a
+relay session's cost). ``park`` takes an allocated port out of ``in_use``
+without freeing it (its sockets are still bound); ``unpark`` hands it out
+again, ``release_parked`` frees it for good.
+
 Reuse order: with the default sequential cursor a released port goes to the
 back of the queue (first in, first out), so a port is reused as late as
 possible and stray packets of a finished call rarely reach the next one. With an
 injected ``random.Random`` a free port is drawn at random (swap-remove, O(1)).
+``start`` rotates the sequential queue so that it begins at the first pair at or
+above that port: ``aiguilleur run`` starts each process at a random place in its
+range, so two switches (or a switch and a test's) given the same range on one host
+do not walk it in step and collide on every port.
 """
 
 from __future__ import annotations
@@ -33,7 +43,14 @@ class PortsExhausted(PortError):
 class PortAllocator:
     """Even RTP ports from ``low..high`` (inclusive; both RTP and RTCP fit)."""
 
-    def __init__(self, low: int, high: int, *, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        low: int,
+        high: int,
+        *,
+        rng: random.Random | None = None,
+        start: int | None = None,
+    ) -> None:
         first = low + (low % 2)
         if not 1 <= low <= high <= 65535 or first + 1 > high:
             raise ValueError(f"port range {low}-{high} holds no RTP/RTCP pair")
@@ -42,7 +59,13 @@ class PortAllocator:
         self._rng = rng
         ports = range(first, high, 2)  # port + 1 <= high
         self._free: deque[int] | list[int] = list(ports) if rng is not None else deque(ports)
+        if start is not None and isinstance(self._free, deque):
+            if not low <= start <= high:
+                raise ValueError(f"start {start} is outside the port range {low}-{high}")
+            # Pairs below ``start`` go to the back of the queue.
+            self._free.rotate(-len(range(first, start, 2)))
         self._used: set[int] = set()
+        self._parked: set[int] = set()
         self._retired: set[int] = set()
         self.capacity = len(ports)
 
@@ -50,6 +73,11 @@ class PortAllocator:
     def in_use(self) -> int:
         """How many pairs are allocated now (a leak shows as a count that never returns to 0)."""
         return len(self._used)
+
+    @property
+    def parked(self) -> int:
+        """How many pairs are parked (bound by the relay, in no session)."""
+        return len(self._parked)
 
     @property
     def available(self) -> int:
@@ -80,6 +108,28 @@ class PortAllocator:
             self._check_ours(port)
             raise PortError(f"port {port} is not allocated")
         self._used.remove(port)
+        self._free.append(port)
+
+    def park(self, port: int) -> None:
+        """An allocated port whose sockets the relay keeps for a later session."""
+        if port not in self._used:
+            self._check_ours(port)
+            raise PortError(f"port {port} is not allocated")
+        self._used.remove(port)
+        self._parked.add(port)
+
+    def unpark(self, port: int) -> None:
+        """A parked port handed out again (allocated, as ``allocate`` would)."""
+        if port not in self._parked:
+            raise PortError(f"port {port} is not parked")
+        self._parked.remove(port)
+        self._used.add(port)
+
+    def release_parked(self, port: int) -> None:
+        """A parked port whose sockets are closed: free again."""
+        if port not in self._parked:
+            raise PortError(f"port {port} is not parked")
+        self._parked.remove(port)
         self._free.append(port)
 
     def retire(self, port: int) -> None:

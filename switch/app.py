@@ -31,6 +31,8 @@ import gc
 import logging
 import os
 import re
+import resource
+import secrets
 import signal
 import socket
 import sqlite3
@@ -50,6 +52,7 @@ from routing.source import ConfigErrors
 from switch import __version__
 from switch.admin import AdminServer, Reloaded, admin_url
 from switch.b2bua import B2bua
+from switch.bans import BanStore, BanStoreError, bans_db_path
 from switch.blf import Blf
 from switch.cdr import CdrStore, cdr_db_path
 from switch.cursors import CursorStore, cursors_db_path
@@ -83,6 +86,9 @@ CALL_METHODS = ("INVITE", "BYE", "UPDATE", "PRACK", "INFO", "REFER", "NOTIFY")
 EVENT_METHODS = ("SUBSCRIBE",)
 GRACE = 5.0  # seconds the first stop signal leaves to running transactions
 ROUTING_DIR = "routing"  # in the configuration directory
+# Relay port pairs kept bound between calls (``MediaRelay.pool``): with the
+# relay's half-second quarantine, enough for about 1000 calls/s.
+RELAY_POOL = 1024
 
 
 def loop_factory(name: str = "auto") -> Callable[[], asyncio.AbstractEventLoop]:
@@ -97,6 +103,16 @@ def loop_factory(name: str = "auto") -> Callable[[], asyncio.AbstractEventLoop]:
             factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
             return factory
     return asyncio.new_event_loop
+
+
+def relay_pool() -> int:
+    """How many port pairs the media relay keeps bound between calls: up to
+    ``RELAY_POOL``, within an eighth of the process's descriptor limit (two
+    sockets per pair; calls in progress need theirs)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return RELAY_POOL
+    return max(0, min(RELAY_POOL, soft // 8))
 
 
 def _sd_notify(state: str) -> None:
@@ -349,8 +365,10 @@ class Server:
             try:
                 sync_store = SqliteLocationStore(location_db_path(self.data_dir))
                 closing.callback(sync_store.close)
+                ban_store = BanStore(bans_db_path(self.data_dir))  # bans outlive a restart
+                closing.callback(ban_store.close)
                 nonce_secret = load_nonce_secret(self.data_dir)
-            except (LocationStoreError, OSError) as exc:
+            except (LocationStoreError, BanStoreError, OSError) as exc:
                 log.error("registrar.store_failed", extra={"error": str(exc)})
                 return 1
             try:
@@ -383,6 +401,7 @@ class Server:
                 client_ssl=client_ssl,
             )
             stack.observer = self.metrics  # SIP message counters
+            self.metrics.set_stack(lambda: stack.stats)  # aiguilleur_stack_*, read per scrape
             self.registrar = registrar = RegistrarService(
                 StackPort(stack),
                 stack.core,
@@ -392,19 +411,28 @@ class Server:
                 nonce_secret=nonce_secret,
                 domain=sip.domain,
                 server=caps.server,
+                bans=ban_store,
             )
             # Silent bans: a gate in front of the stack drops what banned sources send.
-            registrar.gate = BanGate(stack, registrar.admission, loop.time)
+            registrar.gate = gate = BanGate(stack, registrar.admission, loop.time)
             self.metrics.set_registrations(
                 lambda: len(live_bindings(sync_store.all(), registrar.wall()))
             )
+            self.metrics.set_registrar(lambda: registrar.stats)  # aiguilleur_registrar_*
+            self.metrics.set_ban_gate(lambda: gate.dropped)
             stack.transport.user = registrar.gate
             stack.transport.on_connection_lost = registrar.connection_lost
             media = self.settings.media
             relay = MediaRelay(
                 address=media.address,
-                ports=PortAllocator(*media.rtp_ports),
+                # A random starting place in the range: see media.ports.
+                ports=PortAllocator(
+                    *media.rtp_ports,
+                    start=media.rtp_ports[0]
+                    + secrets.randbelow(media.rtp_ports[1] - media.rtp_ports[0] + 1),
+                ),
                 rtp_timeout=media.rtp_timeout,
+                pool=relay_pool(),
             )
             cdr = CdrStore(cdr_db_path(self.data_dir))
             cursors = CursorStore(cursors_db_path(self.data_dir))
@@ -431,6 +459,7 @@ class Server:
                 data_dir=self.data_dir,
                 announcements=self._announcements(),
             )
+            self.metrics.set_b2bua(lambda: b2bua.stats)  # aiguilleur_b2bua_*, read per scrape
             # BLF: SUBSCRIBE Event: dialog, call state from the B2BUA's observer hook.
             self.blf = blf = Blf(
                 stack,
@@ -439,6 +468,7 @@ class Server:
                 calls=lambda: b2bua.calls,
                 fallback=b2bua.fallback,
             )
+            self.metrics.set_blf(lambda: blf.stats)  # aiguilleur_blf_*
             b2bua.fallback = blf.handle_event
             b2bua.on_call_change = blf.call_changed
             # Events: stack -> registrar (REGISTER) -> B2BUA (calls) -> BLF (SUBSCRIBE,

@@ -34,7 +34,6 @@ import functools
 import logging
 import os
 import random
-import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -109,6 +108,7 @@ from switch.sip.transaction import ClientKey
 from switch.sip.transaction_layer import NoSuchTransaction
 from switch.sip.uri import parse_uri
 from switch.stack import LoopTimer, new_branch
+from switch.tokens import token_bytes, token_hex
 from switch.transfer import Transfers
 from switch.trunk import Outbound, Refusal, Trunk, Trunks, identity_headers
 
@@ -192,9 +192,9 @@ class B2bua:
         self._by_key: dict[ClientKey, _Running] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ids = SessionIds(
-            new_tag=lambda: secrets.token_hex(6),
+            new_tag=lambda: token_hex(6),
             new_branch=new_branch,
-            new_call_id=lambda: f"{secrets.token_hex(12)}@{domain}",
+            new_call_id=lambda: f"{token_hex(12)}@{domain}",
             rng=random.Random(os.urandom(16)),
         )
         self.closing = asyncio.Event()  # set: new INVITEs get 503 (drain, close)
@@ -359,7 +359,7 @@ class B2bua:
             started_at=datetime.fromtimestamp(self.wall(), UTC),
             caller=caller,
             called=called,
-            id=secrets.token_hex(8),
+            id=token_hex(8),
             limits=self.limits,
             srtp_keys=_srtp_keys(),
             line=line,
@@ -639,6 +639,8 @@ class B2bua:
         company = self.directory.company_for_domain(caller.domain)
         route = self.trunks.outbound(called, caller, company, withheld=withheld)
         if isinstance(route, Refusal):
+            if route.because:  # a barred call: why, in the CDR's trace
+                call.because.append(route.because)
             self.reject(running, route.status, route.cause, route.reason)
             return
         trunk = route.trunk
@@ -867,7 +869,9 @@ class B2bua:
 
 def _privacy_id(request: Request) -> bool:
     """The caller asks for its identity to be withheld (RFC 3323 ``Privacy: id``)."""
-    return "id" in (request.headers.get("Privacy") or "").lower().split(";")
+    # Privacy = "Privacy" HCOLON priv-value *(";" priv-value): white space may
+    # surround the separators (SEMI = SWS ";" SWS).
+    return any(v.strip() == "id" for v in (request.headers.get("Privacy") or "").lower().split(";"))
 
 
 def _display(request: Request) -> str | None:
@@ -879,7 +883,7 @@ def _display(request: Request) -> str | None:
 
 def _srtp_keys() -> tuple[bytes, bytes]:
     """Fresh SRTP key material for a call's two sides (used only if a phone asks for SRTP)."""
-    return os.urandom(SRTP_KEY_MATERIAL), os.urandom(SRTP_KEY_MATERIAL)
+    return token_bytes(SRTP_KEY_MATERIAL), token_bytes(SRTP_KEY_MATERIAL)
 
 
 __all__ = ["B2bua"]

@@ -42,7 +42,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -68,10 +67,12 @@ from switch.sip.events import (
     TransactionTimedOut,
     TransportErrorOccurred,
 )
+from switch.sip.headers import unquote
 from switch.sip.invite import CallState as LegState
 from switch.sip.invite import InviteSession
 from switch.sip.message import Request, Response
 from switch.sip.subscription import (
+    EventHeader,
     Notifier,
     NotifierConfig,
     Respond,
@@ -83,6 +84,7 @@ from switch.sip.transaction import ClientKey
 from switch.sip.transaction_layer import NoSuchTransaction
 from switch.sip.uri import Uri
 from switch.stack import LoopTimer
+from switch.tokens import token_hex
 
 log = logging.getLogger(__name__)
 
@@ -223,10 +225,7 @@ def _unquoted(display: str | None) -> str | None:
     """A display-name without its quotes (``"Accueil"`` -> ``Accueil``)."""
     if not display:
         return None
-    text = display.strip()
-    if len(text) >= 2 and text[0] == text[-1] == '"':
-        text = text[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-    return text or None
+    return unquote(display.strip()) or None
 
 
 def _contact(request: Request) -> str | None:
@@ -265,7 +264,7 @@ class Blf:
         self.calls = calls
         self.fallback = fallback
         self.loop = asyncio.get_running_loop()
-        self.notifier = Notifier(self._render, config, new_tag=lambda: secrets.token_hex(6))
+        self.notifier = Notifier(self._render, config, new_tag=lambda: token_hex(6))
         # What each line shows: view id -> the view (all calls of the line).
         self._lines: dict[str, dict[str, _Shown]] = {}
         # Per call: the views last taken from it per line, and the ids shown
@@ -310,16 +309,17 @@ class Blf:
         if self.registrar.admission.check(source.host, now) is not None:
             self._reply(request, 403)
             return
-        if not self.notifier.accepts(request):
+        header = EventHeader.of(request)  # read once, passed along
+        if not self.notifier.accepts(header):
             # 489 with Allow-Events, from the notifier.
-            self._accept(request, source, resource="", now=now)
+            self._accept(request, source, header, resource="", now=now)
             return
         if request.to_tag is not None:
-            sub = self.notifier.find(request)
+            sub = self.notifier.find(request, header)
             if sub is None:
                 self._reply(request, 481)
                 return
-            self._accept(request, source, resource=sub.resource, now=now)
+            self._accept(request, source, header, resource=sub.resource, now=now)
             return
         try:
             from_uri = request.from_.uri
@@ -347,12 +347,20 @@ class Blf:
             return
         if not self.notifier.subscriptions(line.key):
             self._seed(line.key, now)
-        self._accept(request, source, resource=line.key, now=now)
+        self._accept(request, source, header, resource=line.key, now=now)
 
-    def _accept(self, request: Request, source: Endpoint, *, resource: str, now: float) -> None:
+    def _accept(
+        self,
+        request: Request,
+        source: Endpoint,
+        header: EventHeader | None,
+        *,
+        resource: str,
+        now: float,
+    ) -> None:
         contact, via = self._local(source)
         self.notifier.subscribe(
-            request, now, resource=resource, peer=source, contact=contact, via=via
+            request, now, event=header, resource=resource, peer=source, contact=contact, via=via
         )
 
     def _reply(self, request: Request, status: int, reason: str | None = None) -> None:

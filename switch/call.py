@@ -85,6 +85,7 @@ from media.sdp import (
     set_secure,
     strip_crypto,
 )
+from media.sdp import replace as sdp_replace
 from switch.sip.dialog import Dialog
 from switch.sip.dialog_events import (
     CallAnswered,
@@ -193,7 +194,7 @@ def _failure_cause(event: CallFailed) -> tuple[int, str | None]:
 # ------------------------------------------------------------------- commands
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LegSend:
     """A leg's SIP command, to execute towards ``dest`` (where that phone is)."""
 
@@ -202,7 +203,7 @@ class LegSend:
     dest: Endpoint
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MediaUpdate:
     """What the phone on ``side`` ("a" or "b") said in its SDP: where it listens
     (None: nowhere, e.g. ``c=0.0.0.0``) and its direction as seen from the phone
@@ -218,7 +219,7 @@ class MediaUpdate:
     srtp: tuple[str, bytes, bytes] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MediaAnswered:
     """The call is answered: RTP timeouts apply from now on."""
 
@@ -257,7 +258,7 @@ class CdrRecord:
         return (self.ended_at - self.answered_at).total_seconds()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallEnded:
     """The call is over: release the media, write the CDR. The legs may still
     finish their exchanges (ACKs, BYE responses) until ``Call.finished``."""
@@ -265,7 +266,7 @@ class CallEnded:
     record: CdrRecord
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DialFailed:
     """Routed calls: every B leg of the current ``dial`` failed (or rang out); the
     caller is still there, waiting for what routing decides next."""
@@ -274,14 +275,14 @@ class DialFailed:
     cause: str  # the status ("486") or the cause without one ("ring-timeout")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TargetAnswered:
     """Routed calls: the B leg dialled for ``label`` answered (the call is connected)."""
 
     label: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DigitPressed:
     """The caller sent a DTMF digit by SIP INFO while no B leg is connected (RFC 4733
     digits arrive in the media, seen by the relay instead)."""
@@ -1464,7 +1465,7 @@ class Call:
             if crypto is not None:
                 key = base64.b64encode(self._own_key(side, crypto.suite)).decode()
                 media = set_secure(add_crypto(media, crypto.suite, key, tag=crypto.tag), secure)
-            sdp = replace(sdp, media=(*sdp.media[:first], media, *sdp.media[first + 1 :]))
+            sdp = sdp_replace(sdp, media=(*sdp.media[:first], media, *sdp.media[first + 1 :]))
         ports = [port if i == first else 0 for i in range(len(sdp.media))]
         return anchor(
             sdp,
@@ -1501,7 +1502,7 @@ class Call:
             key = base64.b64encode(self._own_key("b", suite)).decode()
             media = add_crypto(media, suite, key, tag=tag)
         media = set_secure(media, srtp == "require")
-        return replace(sent, media=(*sent.media[:first], media, *sent.media[first + 1 :]))
+        return sdp_replace(sent, media=(*sent.media[:first], media, *sent.media[first + 1 :]))
 
     def _refuses_srtp(self, party: Party, answer: SessionDescription) -> bool:
         """``answer`` does not take up the RTP/SAVP we offered ``party``. RFC 3264 §6:
@@ -1659,8 +1660,8 @@ def _keep_formats(sdp: SessionDescription, index: int, kept: set[str]) -> Sessio
         if a.name not in ("rtpmap", "fmtp") or (a.value or "").split(" ", 1)[0] in kept
     )
     formats = tuple(f for f in media.formats if f in kept)
-    media = replace(media, formats=formats, attributes=attributes)
-    return replace(sdp, media=(*sdp.media[:index], media, *sdp.media[index + 1 :]))
+    media = sdp_replace(media, formats=formats, attributes=attributes)
+    return sdp_replace(sdp, media=(*sdp.media[:index], media, *sdp.media[index + 1 :]))
 
 
 def _active(sdp: SessionDescription) -> SessionDescription:
@@ -1671,12 +1672,12 @@ def _active(sdp: SessionDescription) -> SessionDescription:
     media = set_direction(sdp.media[first], Direction.SENDRECV)
     placeholder = Connection("IN", sdp.origin.addrtype, "192.0.2.1")  # anchor replaces it
     if media.connection is not None and media.connection.address.startswith(_ZERO):
-        media = replace(media, connection=placeholder)
+        media = sdp_replace(media, connection=placeholder)
     connection = sdp.connection
     if connection is not None and connection.address.startswith(_ZERO):
         connection = placeholder
     attributes = tuple(a for a in sdp.attributes if not (a.value is None and a.name in _DIRECTIONS))
-    return replace(
+    return sdp_replace(
         sdp,
         connection=connection,
         attributes=attributes,

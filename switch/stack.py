@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import ssl
 from collections import Counter
 from collections.abc import Callable
@@ -43,6 +42,7 @@ from switch.sip.message import Request, Response
 from switch.sip.parser import parse_message
 from switch.sip.transaction import ClientKey
 from switch.sip.transaction_layer import TransactionLayer
+from switch.tokens import token_hex
 from switch.transport import ListenAddress, Transport, TransportLimits
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ EventHandler = Callable[[Event], None]
 
 def new_branch() -> str:
     """A fresh, unguessable branch with the RFC 3261 magic cookie (§8.1.1.7)."""
-    return "z9hG4bK" + secrets.token_hex(10)
+    return "z9hG4bK" + token_hex(10)
 
 
 class LoopTimer:

@@ -31,7 +31,7 @@ from switch.sip.dialog import DialogId
 from switch.sip.message import Request, Response
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Sdp:
     """A session description and its offer/answer role."""
 
@@ -40,7 +40,7 @@ class Sdp:
     content_type: str = "application/sdp"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ProvisionalReceived:
     response: Response
     dialog_id: DialogId | None  # None for a 1xx without To tag (100 Trying)
@@ -48,7 +48,7 @@ class ProvisionalReceived:
     reliable: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallAnswered:
     response: Response
     dialog_id: DialogId
@@ -57,57 +57,57 @@ class CallAnswered:
     awaiting_answer: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallFailed:
     status: int  # 408 for a timeout, 503 for a transport error (RFC 3261 §8.1.3.1)
     response: Response | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallCancelled:
     cancel: Request
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallConfirmed:
     ack: Request
     sdp: Sdp | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PrackReceived:
     prack: Request
     sdp: Sdp | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class InDialogRequestReceived:
     request: Request
     sdp: Sdp | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class InDialogResponseReceived:
     request: Request
     response: Response
     sdp: Sdp | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RetryScheduled:
     method: str
     status: int
     retry_at: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SessionTimerStarted:
     interval: int
     refresher: str  # "uac" | "uas", RFC 4028 §4
     we_refresh: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SessionEnded:
     """The leg is over. ``reason`` is one of: ``bye-received``, ``bye-sent``,
     ``ack-timeout``, ``session-expired``, ``refresh-failed``, ``cancelled``,

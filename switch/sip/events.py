@@ -1,7 +1,9 @@
 """What the transaction layer tells its TU, as facts in the past tense.
 
 ``TransactionLayer.next_event()`` returns these, one at a time, in the order
-they happened. They are small frozen dataclasses; the messages they carry are
+they happened. They are small slotted dataclasses, read-only by convention
+(not ``frozen``: a frozen dataclass's ``__init__`` sets every field through
+``object.__setattr__``, a cost paid on every message); the messages they carry are
 the layer's own parsed objects (do not mutate a request you still expect the
 layer to answer from, e.g. a server transaction's request).
 
@@ -27,7 +29,7 @@ from switch.sip.message import Request, Response
 from switch.sip.transaction import ClientKey, ServerKey, TransactionKey
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestReceived:
     """A request created server transaction ``key``; answer it with
     ``TransactionLayer.send_response``. Its top Via carries ``received`` /
@@ -38,7 +40,7 @@ class RequestReceived:
     key: ServerKey
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AckReceived:
     """An ACK the transaction layer does not absorb.
 
@@ -54,7 +56,7 @@ class AckReceived:
     key: ServerKey | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CancelReceived:
     """A CANCEL matched INVITE server transaction ``invite_key``, still pending.
 
@@ -67,7 +69,7 @@ class CancelReceived:
     cancel_request: Request
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ResponseReceived:
     """Client transaction ``key`` passed a response up: a provisional, the final
     response, or (INVITE, Accepted state) any further 2xx (RFC 6026 §7.2)."""
@@ -76,7 +78,7 @@ class ResponseReceived:
     key: ClientKey
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StrayResponseReceived:
     """A response that matched no client transaction (RFC 3261 §18.1.2).
 
@@ -88,7 +90,7 @@ class StrayResponseReceived:
     source: Endpoint
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TransactionTimedOut:
     """Timer B (INVITE client), F (non-INVITE client) or H (INVITE server, no
     ACK) fired, or an INVITE got no final response 64*T1 after its CANCEL
@@ -98,7 +100,7 @@ class TransactionTimedOut:
     method: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TransportErrorOccurred:
     """The transport failed for transaction ``key`` (RFC 3261 §17.1.4, §17.2.4:
     "the client transaction SHOULD inform the TU that a transport failure has
@@ -108,7 +110,7 @@ class TransportErrorOccurred:
     key: TransactionKey
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TransactionTerminated:
     """Transaction ``key`` reached the Terminated state and was destroyed
     (§17.1.1.2: "The client transaction MUST be destroyed the instant it enters

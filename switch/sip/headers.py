@@ -255,6 +255,17 @@ def find_quote_end(text: str, start: int) -> int:
         i = b + 2  # skip the escaped character, then look again
 
 
+_QUOTED_PAIR_RE = re.compile(r"\\(.)", re.DOTALL)
+
+
+def unquote(text: str) -> str:
+    """The text of a quoted-string (``"Jean \\"JD\\" Dupont"`` -> ``Jean "JD" Dupont``:
+    quotes off, each quoted-pair its character); anything else unchanged."""
+    if _QUOTED_RE.fullmatch(text) is None:
+        return text
+    return _QUOTED_PAIR_RE.sub(r"\1", text[1:-1])
+
+
 def split_list(value: str) -> list[str]:
     """Split a comma-separated header value (``#element``, RFC 3261 §7.3.1).
 
@@ -492,13 +503,33 @@ def name_addr_tag(value: str) -> str | None:
     ones we write come from ``NameAddr``. Otherwise the same values raise
     ``ParseError``.
     """
+    tags = _TAGS
+    try:
+        return tags[value]  # one lookup on a hit (None is a value: no tag)
+    except KeyError:
+        pass
     text = value.strip(" \t")
     m = _NAME_ADDR_PARTS_RE.fullmatch(text)
     if m is None:
         raise ParseError(_diagnose_name_addr(text))
     ptext = m.group("params")
     # ``params`` matched GENERIC_PARAMS in full.
-    return _matched_params(ptext).get("tag") if ptext else None
+    tag = _matched_params(ptext).get("tag") if ptext else None
+    if len(value) <= _CACHED_TEXT_MAX:
+        if len(tags) >= _CACHED_MAX:
+            tags.clear()
+        tags[value] = tag
+    return tag
+
+
+# The From and To of a dialog, and the CSeq of a transaction, come back in every
+# message of it (the one received, the ones built from it): their text ->
+# what ``name_addr_tag`` and ``parse_cseq`` read (immutable results only).
+# Bounded by clearing when full and by the length of what they keep.
+_TAGS: dict[str, str | None] = {}
+_CSEQS: dict[str, CSeq] = {}
+_CACHED_MAX = 4096
+_CACHED_TEXT_MAX = 512
 
 
 def _diagnose_name_addr(text: str) -> str:
@@ -530,6 +561,10 @@ def parse_cseq(value: str) -> CSeq:
     "The sequence number value MUST be expressible as a 32-bit unsigned
     integer and MUST be less than 2**31."
     """
+    cseqs = _CSEQS
+    cseq = cseqs.get(value)
+    if cseq is not None:
+        return cseq
     m = CSEQ_RE.fullmatch(value.strip(" \t"))
     if m is None:
         raise ParseError("bad CSeq")
@@ -537,4 +572,9 @@ def parse_cseq(value: str) -> CSeq:
     # The length first: int() raises ValueError beyond 4300 digits (sys.set_int_max_str_digits).
     if len(number) > 10 or (seq := int(number)) >= 2**31:
         raise ParseError("sequence number too large")
-    return CSeq(seq, method)
+    cseq = CSeq(seq, method)
+    if len(value) <= _CACHED_TEXT_MAX:
+        if len(cseqs) >= _CACHED_MAX:
+            cseqs.clear()
+        cseqs[value] = cseq
+    return cseq

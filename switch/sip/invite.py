@@ -164,24 +164,24 @@ class OfferAnswer:
 # ------------------------------------------------------------------------ commands
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SendRequest:
     request: Request
     next_hop: Uri
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SendAck:
     ack: Request
     next_hop: Uri
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SendResponse:
     response: Response
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SendCancel:
     invite: Request
     reason: str | None = None  # RFC 3326 Reason value, e.g. 'SIP;cause=200'

@@ -47,7 +47,7 @@ class IntervalTooSmall(SipError):
         self.min_se = min_se
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SessionExpires:
     interval: int
     refresher: str | None = None  # "uac" | "uas"
@@ -92,7 +92,7 @@ def min_se_of(message: Request | Response) -> int | None:
     return int(head)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Negotiated:
     interval: int
     refresher: str  # "uac" | "uas"

@@ -3,10 +3,16 @@
 A ``Notifier`` keeps the subscriptions of one event package set (the switch:
 ``dialog``, RFC 4235) to named *resources* (a monitored line's entity,
 ``sip:402@pbx.test``). The shell decides who may subscribe to what (digest,
-company, does the line exist); everything else is here::
+company, does the line exist); everything else is here. The shell reads each
+SUBSCRIBE's ``Event`` header once (``EventHeader.of``) and hands it to every
+call that needs it::
 
     notifier = Notifier(render, NotifierConfig(...), new_tag=...)
-    notifier.subscribe(request, now, resource=..., peer=source, contact=..., via=...)
+    event = EventHeader.of(request)          # None: no (or an empty) Event header
+    notifier.accepts(event) -> bool          # a package we know
+    notifier.find(request, event)            # the subscription an in-dialog one names
+    notifier.subscribe(request, now, event=event, resource=..., peer=source,
+                       contact=..., via=...)
     notifier.changed(resource, now)          # the resource's state changed
     notifier.response_received(response, now) -> bool   # a response to our NOTIFY
     notifier.notify_failed(sub_id, cseq, now)           # timeout / transport error
@@ -79,6 +85,34 @@ class NotifierConfig:
     max_expires: int = 3600
     default_expires: int = DEFAULT_EXPIRES
     max_subscriptions: int = 10_000  # beyond: 503 with Retry-After
+
+
+@dataclass(frozen=True, slots=True)
+class EventHeader:
+    """A request's ``Event`` header (RFC 6665 §8.2.1), read once per request::
+
+        Event       = ( "Event" / "o" ) HCOLON event-type *( SEMI event-param )
+        event-param = generic-param / ( "id" EQUAL token )
+
+    ``package`` is the event-type, lower-cased; ``id`` the ``id`` parameter, if any
+    (unreadable parameters count as none: the package still decides 489).
+    """
+
+    package: str
+    id: str | None = None
+
+    @classmethod
+    def of(cls, request: Request) -> EventHeader | None:
+        """The request's Event header; None when it is absent or empty."""
+        value = request.headers.get("Event")
+        if not value:
+            return None
+        head, _, rest = value.partition(";")
+        try:
+            params = parse_params(rest) if rest else {}
+        except SipError:
+            params = {}
+        return cls(head.strip().lower(), params.get("id"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,44 +256,32 @@ class Notifier:
         return list(self._by_resource.get(resource, {}).values())
 
     # -- inputs -------------------------------------------------------------------------
-    def package(self, request: Request) -> tuple[str, str | None] | None:
-        """``(package, id)`` of the request's Event header, None when absent/empty."""
-        value = request.headers.get("Event")
-        if not value:
-            return None
-        head, _, rest = value.partition(";")
-        try:
-            params = parse_params(rest) if rest else {}
-        except SipError:
-            params = {}
-        return head.strip().lower(), params.get("id")
+    def accepts(self, event: EventHeader | None) -> bool:
+        """Is ``event`` (a request's, ``EventHeader.of``) a package we notify?"""
+        return event is not None and event.package in self.config.events
 
-    def accepts(self, request: Request) -> bool:
-        found = self.package(request)
-        return found is not None and found[0] in self.config.events
-
-    def find(self, request: Request) -> Subscription | None:
-        """The subscription an in-dialog SUBSCRIBE refreshes, if we have it."""
-        found = self.package(request)
-        return self._subs.get(_dialog_key(request, found[1] if found is not None else None))
+    def find(self, request: Request, event: EventHeader | None) -> Subscription | None:
+        """The subscription an in-dialog SUBSCRIBE (Event header ``event``) refreshes."""
+        return self._subs.get(_dialog_key(request, event.id if event is not None else None))
 
     def subscribe(
         self,
         request: Request,
         now: float,
         *,
+        event: EventHeader | None,
         resource: str,
         peer: Endpoint,
         contact: str,
         via: tuple[str, str],
     ) -> None:
-        """A SUBSCRIBE the shell has authorised: new (no To tag), refresh or unsubscribe."""
-        found = self.package(request)
-        if found is None or found[0] not in self.config.events:
+        """A SUBSCRIBE the shell has authorised: new (no To tag), refresh or
+        unsubscribe; ``event`` is its Event header (``EventHeader.of``)."""
+        if event is None or not self.accepts(event):
             # RFC 6665 §8.2.2 / §7.2.2: 489 with the packages we do know.
             self._respond(request, 489, extra=[("Allow-Events", ", ".join(self.config.events))])
             return
-        package, event_id = found
+        package, event_id = event.package, event.id
         expires = self._expires(request)
         if expires is None:
             self._respond(request, 400, "Bad Expires")
@@ -284,8 +306,8 @@ class Notifier:
             self._respond(request, exc.status_code, str(exc))
             return
         key = SubscriptionId(request.call_id, tag, request.from_tag or "", event_id)
-        event = package if event_id is None else f"{package};id={event_id}"
-        sub = Subscription(key, resource, dialog, event, peer, via, expires_at=now + granted)
+        echo = package if event_id is None else f"{package};id={event_id}"
+        sub = Subscription(key, resource, dialog, echo, peer, via, expires_at=now + granted)
         self._respond(
             request,
             200,
@@ -459,6 +481,7 @@ __all__ = [
     "DEFAULT_EXPIRES",
     "ENDING_STATUSES",
     "TRANSITIONS",
+    "EventHeader",
     "Notifier",
     "NotifierConfig",
     "Output",

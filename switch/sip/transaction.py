@@ -472,7 +472,7 @@ class Step(enum.Enum):
 # ---------------------------------------------------------------------------- outputs
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Transmit:
     """Send ``data`` to the transaction's peer.
 
@@ -484,26 +484,26 @@ class Transmit:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PassUp:
     """Hand ``message`` to the TU."""
 
     message: Message
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TimedOut:
     """Timer ``timer`` (B, F or H) fired: the transaction failed."""
 
     timer: Timer
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TransportFailed:
     """The TU is told of a transport error (§17.1.4, §17.2.4)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TimerArmed:
     """``timer`` now fires at ``deadline`` (replaces any earlier deadline)."""
 

@@ -559,3 +559,103 @@ async def test_a_closed_session_is_freed_without_the_cycle_collector(
         assert [leg() for leg in legs] == [None, None]
     finally:
         gc.enable()
+
+
+async def test_pool_reuses_the_sockets_of_finished_sessions(phones: Callable[[], Any]) -> None:
+    ports = PortAllocator(*PORTS)
+    relay = MediaRelay(ports=ports, pool=4, quarantine=0.0)
+    a, b = await phones(), await phones()
+    baseline = _open_sockets()
+    first = await relay.open_session("first")
+    used = {first.a.rtp_port, first.b.rtp_port}
+    first.close()
+    # Parked: bound still, yet in no session and not in use.
+    assert ports.in_use == 0
+    assert ports.parked == 2
+    assert _open_sockets() == baseline + 4
+    await first.wait_closed()  # its sockets are the pool's now: nothing to wait for
+    second = await relay.open_session("second")
+    assert {second.a.rtp_port, second.b.rtp_port} == used
+    assert _open_sockets() == baseline + 4
+    assert ports.parked == 0
+    # The new session's legs relay (the old ones no longer do).
+    second.a.set_remote(a.address)
+    second.b.set_remote(b.address)
+    a.send_rtp(tone_frames(1000, 25), second.a.rtp_port, ssrc=0xA)
+    assert heard(await b.recv(25)) == 1000.0
+    assert first.stats()["a_packets_in"] == 0
+    second.close()
+    await relay.close()
+    assert ports.in_use == ports.parked == 0
+    assert _open_sockets() == baseline
+
+
+async def test_parked_pair_drops_what_arrives_and_waits_its_quarantine(
+    phones: Callable[[], Any],
+) -> None:
+    ports = PortAllocator(*PORTS)
+    relay = MediaRelay(ports=ports, pool=4, quarantine=30.0)
+    try:
+        first = await relay.open_session("first")
+        old = first.a.rtp_port
+        first.close()
+        stray = await phones()
+        stray.send_rtp(tone_frames(440, 3), old, ssrc=1)  # late packets of that call
+        # Within its quarantine a parked pair is not handed out while ports are free.
+        second = await relay.open_session("second")
+        assert old not in (second.a.rtp_port, second.b.rtp_port)
+        assert ports.parked == 2
+        second.close()
+    finally:
+        await relay.close()
+    assert ports.in_use == ports.parked == 0
+
+
+async def test_pool_is_bounded_and_a_full_range_takes_from_it() -> None:
+    baseline = _open_sockets()
+    # Two pairs in the range, a pool of one: the other pair closes.
+    ports = PortAllocator(PORTS[0], PORTS[0] + 3)
+    relay = MediaRelay(ports=ports, pool=1, quarantine=30.0)
+    try:
+        first = await relay.open_session("first")
+        first.close()
+        await first.wait_closed()
+        assert ports.parked == 1
+        assert _open_sockets() == baseline + 2
+    finally:
+        await relay.close()
+    assert _open_sockets() == baseline
+    # A pool of two: with no port free, parked pairs are handed out in quarantine.
+    relay = MediaRelay(ports=ports, pool=2, quarantine=30.0)
+    try:
+        first = await relay.open_session("first")
+        used = {first.a.rtp_port, first.b.rtp_port}
+        first.close()
+        assert ports.available == 0
+        second = await relay.open_session("second")
+        assert {second.a.rtp_port, second.b.rtp_port} == used
+        second.close()
+    finally:
+        await relay.close()
+    assert ports.in_use == ports.parked == 0
+    assert _open_sockets() == baseline
+
+
+async def test_pool_closes_pairs_parked_longer_than_linger() -> None:
+    ports = PortAllocator(*PORTS)
+    relay = MediaRelay(ports=ports, pool=4, quarantine=0.0, linger=0.05)
+    baseline = _open_sockets()
+    try:
+        session = await relay.open_session("first")
+        session.close()
+        assert ports.parked == 2
+        for _ in range(int(TIMEOUT / 0.01)):  # until the timer closed the pair
+            if not ports.parked and _open_sockets() == baseline:
+                break
+            await asyncio.sleep(0.01)
+        assert ports.parked == 0
+        assert ports.available == ports.capacity
+        assert _open_sockets() == baseline
+    finally:
+        await relay.close()
+

@@ -15,6 +15,7 @@ from switch.sip.headers import (
     parse_params,
     parse_via,
     split_list,
+    unquote,
 )
 from switch.sip.uri import Uri
 
@@ -389,3 +390,18 @@ def test_parse_via_gives_a_new_via_each_time() -> None:
     first.params["received"] = "192.0.2.9"
     first.port = 1
     assert parse_via(text) == Via("UDP", "192.0.2.1", 5060, {"branch": "z9hG4bK-1", "rport": None})
+
+
+@pytest.mark.parametrize(
+    ("text", "plain"),
+    [
+        ('"Accueil"', "Accueil"),
+        ('"Jean \\"JD\\" Dupont"', 'Jean "JD" Dupont'),
+        ('"a\\\\b"', "a\\b"),
+        ('""', ""),
+        ("Accueil", "Accueil"),  # a token display-name: unchanged
+        ('"unterminated', '"unterminated'),  # not a quoted-string: unchanged
+    ],
+)
+def test_unquote_takes_the_quotes_and_quoted_pairs_off(text: str, plain: str) -> None:
+    assert unquote(text) == plain

@@ -13,6 +13,7 @@ from switch.sip.message import Request, Response, make_response
 from switch.sip.parser import parse_message
 from switch.sip.subscription import (
     TRANSITIONS,
+    EventHeader,
     Notifier,
     NotifierConfig,
     Respond,
@@ -67,7 +68,15 @@ def notifier(**config: object) -> Notifier:
 
 
 def sub(n: Notifier, request: Request, now: float = 0.0) -> None:
-    n.subscribe(request, now, resource=ENTITY, peer=PHONE, contact=CONTACT, via=VIA)
+    n.subscribe(
+        request,
+        now,
+        event=EventHeader.of(request),
+        resource=ENTITY,
+        peer=PHONE,
+        contact=CONTACT,
+        via=VIA,
+    )
 
 
 def split(n: Notifier) -> tuple[list[Response], list[SendNotify], list[SubscriptionEnded]]:
@@ -146,6 +155,29 @@ def test_another_package_is_489_with_allow_events(event: str) -> None:
     assert refused.status == 489
     assert refused.headers.get("Allow-Events") == "dialog"
     assert notifies == []
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("dialog", EventHeader("dialog")),
+        ("Dialog ;id=7", EventHeader("dialog", "7")),
+        ("dialog;id=a1;x=y", EventHeader("dialog", "a1")),
+        ('dialog;id="unterminated', EventHeader("dialog")),  # unreadable: no id
+    ],
+)
+def test_the_event_header_is_read_into_package_and_id(value: str, expected: EventHeader) -> None:
+    request = subscribe()
+    request.headers.remove("Event")
+    request.headers.add("Event", value)
+    assert EventHeader.of(request) == expected
+
+
+def test_a_request_without_event_has_no_event_header() -> None:
+    request = subscribe()
+    request.headers.remove("Event")
+    assert EventHeader.of(request) is None
+    assert not notifier().accepts(None)
 
 
 def test_event_id_is_echoed_in_every_notify() -> None:

@@ -97,3 +97,34 @@ def test_retire_takes_a_port_out_of_circulation() -> None:
 def test_bad_ranges(low: int, high: int) -> None:
     with pytest.raises(ValueError, match="holds no RTP/RTCP pair"):
         PortAllocator(low, high)
+
+
+def test_parked_ports_are_neither_in_use_nor_free() -> None:
+    ports = PortAllocator(30000, 30003)
+    a, b = ports.allocate(), ports.allocate()
+    ports.park(a)
+    assert (ports.in_use, ports.parked, ports.available) == (1, 1, 0)
+    with pytest.raises(PortError):
+        ports.release(a)  # parked: only release_parked frees it
+    ports.unpark(a)
+    assert (ports.in_use, ports.parked) == (2, 0)
+    ports.park(a)
+    ports.release_parked(a)
+    ports.release(b)
+    assert (ports.in_use, ports.parked, ports.available) == (0, 0, 2)
+    with pytest.raises(PortError):
+        ports.unpark(a)
+
+
+def test_start_rotates_the_sequential_queue_and_keeps_every_pair() -> None:
+    """Two processes given one range start at different places, not in step."""
+    ports = PortAllocator(20000, 20009, start=20005)  # pairs 20000 .. 20008
+    order = [ports.allocate() for _ in range(ports.capacity)]
+    assert order == [20006, 20008, 20000, 20002, 20004]
+    with pytest.raises(PortsExhausted):
+        ports.allocate()
+
+
+def test_start_outside_the_range_is_refused() -> None:
+    with pytest.raises(ValueError, match="outside the port range"):
+        PortAllocator(20000, 20009, start=30000)

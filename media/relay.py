@@ -65,7 +65,7 @@ import pylibsrtp
 
 from media.latching import Address, Latch, LatchConfig, rtcp_accept
 from media.player import Player
-from media.ports import PortAllocator
+from media.ports import PortAllocator, PortsExhausted
 from media.rtp import RTP_HEADER_LENGTH, peek_header
 from media.sdp import SRTP_KEY_LENGTHS
 
@@ -693,9 +693,9 @@ class MediaRelay:
         """Bind two legs × (RTP, RTCP); raises ``PortsExhausted`` when the range is full."""
         if name in self._sessions:
             raise ValueError(f"relay session {name!r} already open")
-        first = self._unpark() or self._bind_pair()
+        first = self._take()
         try:
-            second = self._unpark() or self._bind_pair()
+            second = self._take()
         except BaseException:
             self._release(first)
             raise
@@ -790,6 +790,24 @@ class MediaRelay:
                     self._bind_failures[port] = failures
                     self.ports.release(port)
 
+    def _take(self) -> _Parked | tuple[int, socket.socket, socket.socket]:
+        """A port pair for a new session: a parked pair out of quarantine, else a
+        newly bound one, else (no port free, or the free ones busy in the OS) a
+        parked pair still in quarantine. Quarantine only orders the choice: a
+        call is never refused while the pool holds a pair."""
+        pair = self._unpark()
+        if pair is not None:
+            return pair
+        try:
+            return self._bind_pair()
+        except (PortsExhausted, OSError) as exc:
+            if isinstance(exc, OSError) and exc.errno != errno.EADDRINUSE:
+                raise
+            pair = self._unpark(force=True)
+            if pair is None:
+                raise
+            return pair
+
     def _release(self, pair: _Parked | tuple[int, socket.socket, socket.socket]) -> None:
         """A pair taken for a session that could not open: back where it came from."""
         if isinstance(pair, _Parked):
@@ -801,15 +819,17 @@ class MediaRelay:
         rtcp.close()
         self.ports.release(port)
 
-    def _unpark(self) -> _Parked | None:
-        """The oldest parked pair, once out of quarantine (or when no port is free)."""
+    def _unpark(self, *, force: bool = False) -> _Parked | None:
+        """The oldest parked pair, once out of quarantine (or when no port is
+        free, or ``force``)."""
         parked = self._parked
         if not parked:
             return None
         pair = parked[0]
-        now = asyncio.get_running_loop().time()
-        if now - pair.since < self.quarantine and self.ports.available:
-            return None
+        if not force and self.ports.available:
+            now = asyncio.get_running_loop().time()
+            if now - pair.since < self.quarantine:
+                return None
         parked.popleft()
         self.ports.unpark(pair.port)
         return pair

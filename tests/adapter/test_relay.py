@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import socket
 import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -659,3 +660,24 @@ async def test_pool_closes_pairs_parked_longer_than_linger() -> None:
     finally:
         await relay.close()
 
+
+async def test_busy_free_ports_fall_back_to_pairs_in_quarantine() -> None:
+    """The pool holds the range but for one free pair that another socket keeps:
+    a new session takes the parked pairs, quarantine or not, rather than fail."""
+    ports = PortAllocator(PORTS[0], PORTS[0] + 5)  # three pairs
+    relay = MediaRelay(ports=ports, pool=2, quarantine=30.0)
+    squatter = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        first = await relay.open_session("first")
+        used = {first.a.rtp_port, first.b.rtp_port}
+        (free,) = {PORTS[0], PORTS[0] + 2, PORTS[0] + 4} - used
+        squatter.bind(("127.0.0.1", free))
+        first.close()
+        assert (ports.parked, ports.available) == (2, 1)
+        second = await relay.open_session("second")
+        assert {second.a.rtp_port, second.b.rtp_port} == used
+        second.close()
+    finally:
+        squatter.close()
+        await relay.close()
+    assert ports.in_use == ports.parked == 0

@@ -154,9 +154,26 @@ def _shown(display: str | None) -> str:
     """What a phone should show of ``display`` (plain text, or a display-name as
     written in a From: the quoted-string ``"Jean \\"JD\\" Dupont"`` is
     ``Jean "JD" Dupont``): control characters (C0 with tab and line breaks, DEL,
-    C1) dropped, outer white space stripped; "" when nothing is left."""
+    C1) and invisible format characters dropped, outer white space stripped; ""
+    when nothing is left.
+
+    Format characters (Unicode category Cf) include the bidirectional overrides
+    and isolates (U+202A-202E, U+2066-2069): a caller's name carrying them could
+    make a phone show text in another order than it is written (``"\\u202e1010"``
+    shows as ``0101``), the "Trojan Source" trick applied to caller ID. Names in
+    right-to-left scripts need none of them (the bidi algorithm orders them);
+    the zero-width joiner and non-joiner stay, as Persian and Indic names need
+    them."""
     text = unquote((display or "").strip())
-    return "".join(c for c in text if unicodedata.category(c) != "Cc").strip()
+    return "".join(c for c in text if _visible(c)).strip()
+
+
+_JOINERS = frozenset("\u200c\u200d")
+
+
+def _visible(char: str) -> bool:
+    category = unicodedata.category(char)
+    return category != "Cc" and (category != "Cf" or char in _JOINERS)
 
 
 def _quoted(text: str) -> str:

@@ -80,6 +80,14 @@ def test_towards_phones_the_caller_is_its_number_at_our_domain_with_a_name() -> 
         ("   ", '"401"'),
         ('""', '"401"'),
         ("\x07\x1b", '"401"'),
+        # Bidi overrides/isolates and other invisible format characters are dropped
+        # (a name could otherwise show in another order than written) ...
+        ("\u202e1010", '"1010"'),
+        ("Banque \u2067\u202dService\u2069\u200b\ufeff", '"Banque Service"'),
+        ("\u202e\u2066", '"401"'),
+        # ... right-to-left text itself stays, and so do the joiners Persian needs.
+        ("שלום", '"שלום"'),
+        ("می\u200cخواهم", '"می\u200cخواهم"'),
     ],
 )
 def test_towards_phones_the_display_name_is_a_quoted_string(
@@ -100,7 +108,12 @@ def test_towards_phones_the_number_keeps_what_can_be_dialled_back() -> None:
 
 @given(st.text(max_size=40), st.booleans())
 def test_any_display_name_parses_back_as_what_phones_show(text: str, as_written: bool) -> None:
-    visible = "".join(c for c in text if unicodedata.category(c) != "Cc")
+    visible = "".join(
+        c
+        for c in text
+        if unicodedata.category(c) != "Cc"
+        and (unicodedata.category(c) != "Cf" or c in "\u200c\u200d")
+    )
     if as_written:  # as a trunk's From carries it: a quoted-string
         display = '"' + visible.replace("\\", "\\\\").replace('"', '\\"') + '"'
     else:  # plain text (a line's name)

@@ -66,7 +66,11 @@ one failure (at the time of the challenge): extension scanners (``svwar``)
 send unauthenticated REGISTERs for many users and never answer, while phones
 answer within milliseconds, and fifty phones of an office behind one NAT that
 boot at once do not trip anything. At most ``4 * max_failures`` unanswered
-challenges are remembered per address (the newest).
+challenges are remembered per address with their lines; older ones are pushed
+out to a list of times that still count once their grace is over (a fast
+scanner cannot evict its own challenges before they count), and beyond
+``8 * max_failures`` in flight the oldest count at once. An answer for a line
+whose challenge was pushed out takes one of those back.
 
 IPv6 sources are tracked and banned per ``/64`` (``ipv6_prefix``): an attacker
 owns whole prefixes. IPv4-mapped IPv6 addresses count as IPv4. Addresses in
@@ -243,6 +247,20 @@ class Ban:
 class _Source:
     failures: deque[float]  # times, the newest max_failures
     pending: OrderedDict[str, float] = field(default_factory=OrderedDict)  # line_key -> t
+    # Times of unanswered challenges pushed out of ``pending`` by newer ones (their
+    # lines forgotten): they still count once their grace is over.
+    spilled: deque[float] = field(default_factory=deque)
+
+    @property
+    def unanswered(self) -> bool:
+        return bool(self.pending or self.spilled)
+
+    def answered(self, line_key: str) -> None:
+        """The challenge sent for ``line_key`` got an answer (right or wrong). When it
+        is no longer in ``pending`` (pushed out), one spilled challenge is taken back
+        instead: a line answering cannot tell which one was its own."""
+        if self.pending.pop(line_key, None) is None and self.spilled:
+            self.spilled.popleft()
 
 
 class Admission:
@@ -330,7 +348,7 @@ class Admission:
         if ban is not None:
             return ban
         source = self._sources.get(key)
-        if source is not None and source.pending:
+        if source is not None and source.unanswered:
             return self._evaluate(key, source, now)
         return None
 
@@ -342,7 +360,7 @@ class Admission:
         """
         for key in list(self._sources):
             source = self._sources.get(key)
-            if source is not None and source.pending:
+            if source is not None and source.unanswered:
                 self._evaluate(key, source, now)
         for key in [k for k, ban in self._bans.items() if now >= ban.until]:
             del self._bans[key]
@@ -374,8 +392,13 @@ class Admission:
         source = self._source(key)
         if line_key not in source.pending:  # the first unanswered challenge counts
             source.pending[line_key] = now
-            while len(source.pending) > 4 * self.max_failures:
-                source.pending.popitem(last=False)
+            cap = 4 * self.max_failures
+            while len(source.pending) > cap:
+                source.spilled.append(source.pending.popitem(last=False)[1])
+            if len(source.spilled) > cap:
+                # Over 8 * max_failures challenges in flight: the oldest count at once.
+                over = len(source.spilled) - cap
+                self._count(source, [source.spilled.popleft() for _ in range(over)])
         return self._evaluate(key, source, now)
 
     def record_failure(self, source_ip: str, line_key: str, now: float) -> Ban | None:
@@ -392,7 +415,7 @@ class Admission:
         if ban is not None:
             return ban
         source = self._source(key)
-        source.pending.pop(line_key, None)
+        source.answered(line_key)
         source.failures.append(now)
         line = self._line(line_key)
         line.append((now, key))
@@ -413,7 +436,7 @@ class Admission:
             return
         source = self._sources.get(key)
         if source is not None:
-            source.pending.pop(line_key, None)
+            source.answered(line_key)
             self._sources.move_to_end(key)
         line = self._lines.get(line_key)
         if line is not None:
@@ -485,23 +508,28 @@ class Admission:
 
     def _evaluate(self, key: str, source: _Source, now: float) -> Ban | None:
         """Move overdue challenges to failures; ban the address past the threshold."""
-        overdue = [
-            (line_key, t)
-            for line_key, t in source.pending.items()
-            if now - t >= self.challenge_grace
-        ]
-        if overdue:
+        grace = self.challenge_grace
+        overdue = [(line_key, t) for line_key, t in source.pending.items() if now - t >= grace]
+        spilled = source.spilled
+        late: list[float] = []
+        while spilled and now - spilled[0] >= grace:  # oldest first
+            late.append(spilled.popleft())
+        if overdue or late:
             for line_key, _ in overdue:
                 del source.pending[line_key]
-            # A challenge may be older than the failures already counted: keep the newest.
-            merged = sorted([*source.failures, *(t for _, t in overdue)])
-            source.failures.clear()
-            source.failures.extend(merged[-self.max_failures :])
+            self._count(source, [*late, *(t for _, t in overdue)])
         recent = [t for t in source.failures if now - t < self.window]
         if len(recent) >= self.max_failures:
             reason = f"{len(recent)} authentication failures in {self.window:g} s from this address"
             return self._ban(key, reason, "source", now)
         return None
+
+    def _count(self, source: _Source, times: list[float]) -> None:
+        """Unanswered challenges (their times) become failures. A challenge may be
+        older than the failures already counted: the newest ``max_failures`` stay."""
+        merged = sorted([*source.failures, *times])
+        source.failures.clear()
+        source.failures.extend(merged[-self.max_failures :])
 
     def _evaluate_line(
         self, line_key: str, line: deque[tuple[float, str]], now: float, key: str

@@ -411,6 +411,42 @@ def test_unanswered_challenges_ban_a_scanner() -> None:
     assert [b.address for b in adm.new_bans()] == [B]
 
 
+def test_a_fast_scanner_cannot_push_its_own_challenges_out_before_they_count() -> None:
+    """svwar run back to back: a new line every 60 ms, so more than ``4 *
+    max_failures`` challenges within one grace period. They used to push each other
+    out of memory before their grace was over: the scanner was never banned."""
+    adm = Admission(max_failures=3, window=60.0, challenge_grace=1.0)
+    ban = None
+    for i in range(500):
+        now = i * 0.06
+        ban = adm.check(A, now) or adm.record_challenge(A, f"{i}@pbx.test", now)
+        if ban is not None:
+            break
+    assert ban is not None
+    # Banned as soon as the third challenge (t = 0.12) is past its grace.
+    assert ban.since == pytest.approx(1.14)
+    assert ban.reason == "3 authentication failures in 60 s from this address"
+
+
+def test_answers_take_back_challenges_pushed_out_of_memory() -> None:
+    adm = Admission(max_failures=3, window=60.0, challenge_grace=1.0)
+    # Twenty phones behind one NAT challenged at once: eight are pushed out of the
+    # twelve remembered with their lines; every phone answers.
+    for i in range(20):
+        assert adm.record_challenge(A, f"{400 + i}@pbx.test", 0.0) is None
+    for i in range(20):
+        adm.record_success(A, f"{400 + i}@pbx.test", 0.1)
+    assert adm.check(A, 100.0) is None
+    # Two of them never answer: two failures, under the threshold of three.
+    for i in range(20):
+        adm.record_challenge(A, f"{400 + i}@pbx.test", 200.0)
+    for i in range(18):
+        adm.record_success(A, f"{400 + i}@pbx.test", 200.1)
+    assert adm.check(A, 210.0) is None
+    adm.record_challenge(A, "500@pbx.test", 211.0)
+    assert adm.check(A, 212.0) is not None  # the third
+
+
 def test_a_challenge_answered_wrongly_counts_once() -> None:
     adm = Admission(max_failures=2)
     adm.record_challenge(A, LINE, 0.0)

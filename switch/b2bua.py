@@ -311,8 +311,7 @@ class B2bua:
                     self.registrar.core.reply(request, 503, extra=[("Retry-After", retry_after)])
                 )
             return
-        admission = self.registrar.admission
-        if admission.check(source.host, now) is not None:
+        if self.registrar.banned(source.host, now):
             self._refuse(request, 403)
             return
         try:

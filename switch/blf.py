@@ -306,7 +306,7 @@ class Blf:
         request, source = event.request, event.source
         now = self.loop.time()
         self.stats["subscribe"] += 1
-        if self.registrar.admission.check(source.host, now) is not None:
+        if self.registrar.banned(source.host, now):
             self._reply(request, 403)
             return
         header = EventHeader.of(request)  # read once, passed along

@@ -438,6 +438,15 @@ class RegistrarService:
             return self._reply(request, status, reason)
         return await self._register(request, line.aor, source)
 
+    def banned(self, host: str, now: float) -> bool:
+        """Whether ``host`` is banned (``Admission.check``): for the requests other
+        services take (INVITE, SUBSCRIBE). A ban that the check itself creates
+        (unanswered challenges past their grace) is logged, kept and, with silent
+        bans, put in the gate at once, as for REGISTER."""
+        ban = self.admission.check(host, now)
+        self._drain_bans()
+        return ban is not None
+
     def authenticate_line(
         self, request: Request, from_uri: Uri, host: str, now: float
     ) -> Line | Response:

@@ -25,6 +25,7 @@ from switch.registrar_service import RegistrarService
 from switch.settings import load_settings
 from switch.sip.auth import NonceManager, answer_challenge, parse_challenge
 from tests.adapter.conftest import TIMEOUT, UdpClient
+from tests.adapter.test_b2bua import invite
 from tests.sip_support import free_port, header, options, status_of, write_config
 
 _n = itertools.count(1)
@@ -372,6 +373,35 @@ async def test_silent_ban_answers_nothing_at_all(tmp_path: Path, udp_client: Udp
         await udp_client.nothing(0.3)
         assert service(server).gate is not None
         assert service(server).gate.dropped == 2  # type: ignore[union-attr]
+
+
+async def test_unanswered_invite_challenges_ban_the_caller_at_once(
+    tmp_path: Path, udp_client: UdpClient
+) -> None:
+    """A caller that never answers the B2BUA's 407s (a scanner trying INVITEs) is
+    banned by the first request after the grace period, INVITE or not: the ban is
+    logged, counted and, with silent bans, gated there and then, not at the next
+    REGISTER."""
+    settings = FAST.replace("challenge_grace: 30", "challenge_grace: 0.05, silent: true")
+    async with running(tmp_path, settings) as (server, port):
+
+        async def final(data: bytes) -> int:
+            udp_client.send(data, port)
+            while (status := status_of(await udp_client.recv())) < 200:
+                pass
+            return status
+
+        own = udp_client.port
+        for cseq, user in enumerate(("401", "402", "403"), 1):
+            assert await final(invite(own, port, user=user, cseq=cseq)) == 407
+        await asyncio.sleep(0.1)  # the time the grace period lasts, not a synchronisation
+        assert await final(invite(own, port, user="401", cseq=4)) == 403
+        registrar = service(server)
+        assert registrar.stats["bans_source"] == 1
+        assert registrar.gate is not None
+        udp_client.send(options(port=own), port)
+        await udp_client.nothing(0.3)
+        assert registrar.gate.dropped == 1
 
 
 async def test_a_ban_survives_a_restart(tmp_path: Path, udp_client: UdpClient) -> None:

@@ -80,7 +80,7 @@ from switch.location import AsyncLocationStore
 from switch.registrar_service import RegistrarService
 from switch.service import Caller, ServiceCall
 from switch.settings import CallSettings, MediaSettings
-from switch.sip.endpoint import Endpoint
+from switch.sip.endpoint import Endpoint, hostport
 from switch.sip.errors import ParseError
 from switch.sip.events import (
     AckReceived,
@@ -678,7 +678,7 @@ class B2bua:
         dest = trunk.dest
         host = f"[{dest.host}]" if ":" in dest.host else dest.host
         param = "" if dest.transport == "UDP" else f";transport={dest.transport.lower()}"
-        uri = f"sip:{route.number}@{host}:{dest.port}{param}"
+        uri = f"sip:{route.number}@{hostport(dest.host, dest.port)}{param}"
         config = self._config(dest)
         config = dataclasses.replace(config, authenticate=trunk.authorize)
         from_, identity = identity_headers(route, self.domain)
@@ -709,15 +709,10 @@ class B2bua:
 
     def _config(self, peer: Endpoint) -> SessionConfig:
         """Contact and Via for a leg towards ``peer`` (the listener of its transport)."""
-        host, port = "127.0.0.1", 5060
-        for kind, bound_host, bound_port in self.stack.transport.bound:
-            if kind == peer.transport:
-                host, port = str(bound_host), int(bound_port)
-                break
+        local = self.stack.transport.local_address(peer.transport, peer.host)
+        sent_by = hostport(*(local or ("127.0.0.1", 5060)))
         param = "" if peer.transport == "UDP" else f";transport={peer.transport.lower()}"
-        return SessionConfig(
-            contact=f"<sip:{host}:{port}{param}>", via=(peer.transport, f"{host}:{port}")
-        )
+        return SessionConfig(contact=f"<sip:{sent_by}{param}>", via=(peer.transport, sent_by))
 
     # -- executing a call's commands --------------------------------------------------------
     def _index(self, running: _Running, call_id: str) -> None:

@@ -57,7 +57,7 @@ from switch.sip.dialog_info import (
     fitted,
     with_version,
 )
-from switch.sip.endpoint import Endpoint
+from switch.sip.endpoint import Endpoint, hostport
 from switch.sip.errors import ParseError
 from switch.sip.events import (
     Event,
@@ -369,13 +369,10 @@ class Blf:
 
     def _local(self, peer: Endpoint) -> tuple[str, tuple[str, str]]:
         """Our Contact and Via sent-by towards ``peer`` (its transport's listener)."""
-        host, port = "127.0.0.1", 5060
-        for kind, bound_host, bound_port in self.stack.transport.bound:
-            if kind == peer.transport:
-                host, port = str(bound_host), int(bound_port)
-                break
+        local = self.stack.transport.local_address(peer.transport, peer.host)
+        sent_by = hostport(*(local or ("127.0.0.1", 5060)))
         param = "" if peer.transport == "UDP" else f";transport={peer.transport.lower()}"
-        return f"<sip:{host}:{port}{param}>", (peer.transport, f"{host}:{port}")
+        return f"<sip:{sent_by}{param}>", (peer.transport, sent_by)
 
     # -- calls ----------------------------------------------------------------------------
     def call_changed(self, call: Call) -> None:

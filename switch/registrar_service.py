@@ -82,7 +82,7 @@ from switch.sip.auth import (
     verify,
 )
 from switch.sip.core import StatelessCore
-from switch.sip.endpoint import Endpoint
+from switch.sip.endpoint import Endpoint, hostport
 from switch.sip.errors import ParseError
 from switch.sip.events import (
     Event,
@@ -113,7 +113,7 @@ class SipPort(Protocol):
 
     def send_raw(self, data: bytes, dest: Endpoint) -> None: ...
 
-    def local_address(self, transport: str) -> tuple[str, int] | None: ...
+    def local_address(self, transport: str, peer_host: str) -> tuple[str, int] | None: ...
 
 
 class StackPort:
@@ -134,11 +134,9 @@ class StackPort:
     def send_raw(self, data: bytes, dest: Endpoint) -> None:
         self.stack.transport.send(data, dest)
 
-    def local_address(self, transport: str) -> tuple[str, int] | None:
-        for kind, host, port in self.stack.transport.bound:
-            if kind == transport.upper():
-                return str(host), int(port)
-        return None
+    def local_address(self, transport: str, peer_host: str) -> tuple[str, int] | None:
+        local: tuple[str, int] | None = self.stack.transport.local_address(transport, peer_host)
+        return local
 
 
 def load_nonce_secret(data_dir: Path) -> bytes:
@@ -774,11 +772,10 @@ class RegistrarService:
         return dest, revive
 
     def _options(self, binding: Binding, dest: Endpoint) -> Request | None:
-        local = self.port.local_address("UDP")
+        local = self.port.local_address("UDP", dest.host)
         if local is None:
             return None
-        host, port = local
-        sent_by = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        sent_by = hostport(*local)
         try:
             uri = parse_uri(binding.contact)
         except ParseError:

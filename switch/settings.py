@@ -261,6 +261,18 @@ class MediaSettings(_Model):
     rtp_ports: tuple[Port, Port] = (20000, 29999)
     rtp_timeout: Annotated[float, Field(gt=0, le=3600)] = 30.0
 
+    @field_validator("address")
+    @classmethod
+    def _reachable(cls, value: str) -> str:
+        # Written in every SDP: c=0.0.0.0 means hold (RFC 3264 §8.4), so phones
+        # would never send their audio. The relay binds this address too.
+        if ipaddress.ip_address(value).is_unspecified:
+            raise ValueError(
+                f"{value} is written in every SDP, where it means hold: "
+                "give the address phones and trunks reach the relay on"
+            )
+        return value
+
     @model_validator(mode="after")
     def _range(self) -> MediaSettings:
         low, high = self.rtp_ports

@@ -91,6 +91,7 @@ def _addr_endpoint(transport: str, addr: Any, conn_id: int | None = None) -> End
 
 
 _SOURCES_MAX = 4096
+_WILDCARDS = ("0.0.0.0", "::")
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
@@ -236,6 +237,8 @@ class Transport:
         self._closing = False
         # What was bound, in listener order: (transport, host, port).
         self.bound: list[tuple[str, str, int]] = []
+        # Peer host -> our address towards it, for wildcard listeners (local_address).
+        self._route_sources: dict[str, str] = {}
         # Called with the endpoint (conn_id set) of every registered TCP/TLS
         # connection that closes, whatever the reason (the registrar marks the
         # bindings that came over it unreachable).
@@ -282,6 +285,44 @@ class Transport:
             raise ValueError(f"unknown transport {spec.transport!r}")
         self.bound.append((kind, host, port))
         log.info("listening", extra={"transport": kind.lower(), "addr": f"{host}:{port}"})
+
+    def local_address(self, transport: str, peer_host: str | None = None) -> tuple[str, int] | None:
+        """The address (bare, no IPv6 brackets) and port to write in the Contact and
+        Via of a message sent over ``transport`` to ``peer_host``: those of the
+        first listener of that transport (None: there is none).
+
+        A listener on a wildcard address (``0.0.0.0``, ``::``) has no address a peer
+        could answer to: the address written is then the one the host's routing
+        table sends ``peer_host``'s packets from (a connected UDP socket's local
+        address, nothing sent), the address the peer sees. Loopback when that
+        cannot be told (no route, no peer)."""
+        kind = transport.upper()
+        for bound_kind, host, port in self.bound:
+            if bound_kind == kind:
+                if host in _WILDCARDS:
+                    host = self._source_towards(host, peer_host)
+                return host, port
+        return None
+
+    def _source_towards(self, wildcard: str, peer_host: str | None) -> str:
+        loopback = "::1" if wildcard == "::" else "127.0.0.1"
+        if not peer_host or (wildcard == "0.0.0.0" and ":" in peer_host):
+            return loopback  # no peer, or one an IPv4 listener cannot reach
+        sources = self._route_sources
+        source = sources.get(peer_host)
+        if source is not None:
+            return source
+        family = socket.AF_INET6 if ":" in peer_host else socket.AF_INET
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as probe:
+                probe.connect((peer_host, 5060))  # UDP connect: a route look-up only
+                source = str(probe.getsockname()[0])
+        except OSError:
+            source = loopback
+        if len(sources) >= _SOURCES_MAX:
+            sources.clear()  # routes may change: a full cache starts afresh
+        sources[peer_host] = source
+        return source
 
     def port_of(self, transport: str) -> int:
         """The bound port of the first listener of that transport."""

@@ -13,6 +13,12 @@ from dataclasses import dataclass
 RELIABLE_TRANSPORTS = frozenset({"TCP", "TLS", "WS", "WSS", "SCTP"})
 
 
+def hostport(host: str, port: int) -> str:
+    """``host:port`` as a SIP URI or a Via sent-by writes it: an IPv6 address in
+    brackets (RFC 3261 §25.1, ``IPv6reference``)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     transport: str  # upper-case: UDP, TCP, TLS
@@ -25,5 +31,4 @@ class Endpoint:
         return self.transport in RELIABLE_TRANSPORTS
 
     def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.transport.lower()}:{host}:{self.port}"
+        return f"{self.transport.lower()}:{hostport(self.host, self.port)}"

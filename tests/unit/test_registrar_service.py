@@ -47,7 +47,7 @@ class FakePort:
     def send_raw(self, data: bytes, dest: Endpoint) -> None:
         self.raw.append((data, dest))
 
-    def local_address(self, transport: str) -> tuple[str, int] | None:
+    def local_address(self, transport: str, peer_host: str) -> tuple[str, int] | None:
         return ("192.0.2.1", 5060)
 
 

@@ -97,6 +97,8 @@ def test_errors_are_located(tmp_path: Path) -> None:
             "listed twice",
         ),
         ("sip: {domain: pbx.test\n", "YAML"),
+        ("sip: {domain: pbx.test}\nmedia: {address: 0.0.0.0}\n", "where it means hold"),
+        ("sip: {domain: pbx.test}\nmedia: {address: '::'}\n", "where it means hold"),
     ],
 )
 def test_invalid_files(tmp_path: Path, text: str, expected: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -100,7 +101,7 @@ def test_pjsua2_phones_register_401_and_402(
             assert result["status"] == 200, result
         listing = subprocess.run(
             [
-                ".venv/bin/python",
+                sys.executable,  # the interpreter running the tests, wherever it lives
                 "-m",
                 "switch",
                 "registrations",

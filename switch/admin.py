@@ -103,7 +103,7 @@ class Backend(Protocol):
 
 
 class GroupModes(Protocol):
-    """The day/night override of hunt groups (``switch.line_call.GroupDayNight``)."""
+    """The day/night override of hunt groups (``switch.daynight.GroupDayNight``)."""
 
     async def set_group_mode(self, company: str, number: str, mode: str, by: str) -> dict[str, Any]:
         """The new state; ``LookupError``: unknown company or group; ``ValueError``:

@@ -56,8 +56,8 @@ from switch.bans import BanStore, BanStoreError, bans_db_path
 from switch.blf import Blf
 from switch.cdr import CdrStore, cdr_db_path
 from switch.cursors import CursorStore, cursors_db_path
+from switch.daynight import GroupDayNight
 from switch.directory import DIRECTORY_FILE, Directory, load_directory, rewrite_clear_passwords
-from switch.line_call import GroupDayNight
 from switch.line_settings import (
     AsyncSettingsStore,
     SqliteLineSettingsStore,

@@ -1,7 +1,7 @@
 """The day/night override of hunt groups (service de nuit): one rule, two ways in.
 
 - The admin API of a running switch, ``POST /groups/{company}/{number}/daynight``
-  (``switch.line_call.GroupDayNight``, logged ``group.day_night`` with ``by``).
+  (:class:`GroupDayNight`, logged ``group.day_night`` with ``by``).
 - The command line, ``aiguilleur groups daynight DIR COMPANY NUMBER day|night|auto``
   (:func:`daynight_command`), which writes the data directory's store itself,
   whether the switch runs or not.
@@ -17,8 +17,10 @@ the group follows the new mode, and a restart keeps it.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from routing.linesettings import DayNight, DayNightOverride, GroupSettings
 from routing.source import ConfigErrors
@@ -31,7 +33,12 @@ from switch.line_settings import (
 )
 from switch.settings import load_settings
 
+if TYPE_CHECKING:
+    from switch.b2bua import B2bua
+
 MODES = ("day", "night", "auto")
+
+log = logging.getLogger(__name__)
 
 
 def group_override(
@@ -92,4 +99,23 @@ def daynight_command(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["MODES", "daynight_command", "group_override"]
+class GroupDayNight:
+    """The admin API's day/night switch of hunt groups (``switch.admin.GroupModes``):
+    ``day`` / ``night`` force the mode until changed, ``auto`` returns the group to its
+    calendar. The rule and the store are the command line's (``group_override``,
+    the running switch's line-settings store); it survives a restart."""
+
+    def __init__(self, b2bua: B2bua) -> None:
+        self.b2bua = b2bua
+
+    async def set_group_mode(self, company: str, number: str, mode: str, by: str) -> dict[str, str]:
+        key, settings = group_override(self.b2bua.directory, company, number, mode)
+        await self.b2bua.line_settings.save_group(key, settings)
+        log.info(
+            "group.day_night",
+            extra={"company": company, "group": number, "mode": mode, "by": by},
+        )
+        return {"company": company, "group": number, "mode": mode}
+
+
+__all__ = ["MODES", "GroupDayNight", "daynight_command", "group_override"]

@@ -61,7 +61,6 @@ from routing.linesettings import (
 )
 from routing.program import FailCause
 from switch.call import CallState, DialFailed, DigitPressed, Target, TargetAnswered
-from switch.daynight import group_override
 from switch.directory import STANDARD_GROUP, Company, Group, Line
 from switch.line_settings import LineSettingsStoreError, group_key
 from switch.service import Pending, Trace, dial_and_wait, dial_failed
@@ -424,25 +423,6 @@ class LineCall:
         return self._pending.closed
 
 
-class GroupDayNight:
-    """The admin API's day/night switch of hunt groups (``switch.admin.GroupModes``):
-    ``day`` / ``night`` force the mode until changed, ``auto`` returns the group to its
-    calendar. The rule and the store are ``switch.daynight``'s, shared with
-    ``aiguilleur groups daynight``; it survives a restart."""
-
-    def __init__(self, b2bua: B2bua) -> None:
-        self.b2bua = b2bua
-
-    async def set_group_mode(self, company: str, number: str, mode: str, by: str) -> dict[str, str]:
-        key, settings = group_override(self.b2bua.directory, company, number, mode)
-        await self.b2bua.line_settings.save_group(key, settings)
-        log.info(
-            "group.day_night",
-            extra={"company": company, "group": number, "mode": mode, "by": by},
-        )
-        return {"company": company, "group": number, "mode": mode}
-
-
 class _Lookup:
     """``routing.forwarding.Lookup`` over the facts gathered for one call."""
 
@@ -471,4 +451,4 @@ def _headers(leg: Leg) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-__all__ = ["MAX_LINES", "GroupDayNight", "LineCall", "needs_driver"]
+__all__ = ["MAX_LINES", "LineCall", "needs_driver"]

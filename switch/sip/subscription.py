@@ -429,7 +429,9 @@ class Notifier:
         body = self.render(sub.resource, sub.version)
         sub.version += 1
         if final_reason is None:
-            left = max(0, math.ceil(sub.expires_at - now))
+            # Rounded to the millisecond first: (now + 3600) - now may be
+            # 3600.0000000000005, which must not be told as 3601.
+            left = max(0, math.ceil(round(sub.expires_at - now, 3)))
             state = f"active;expires={left}"
         else:
             state = f"terminated;reason={final_reason}"

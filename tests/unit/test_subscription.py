@@ -227,6 +227,21 @@ def test_refresh_in_dialog_resets_the_expiry_and_notifies_full_state() -> None:
     assert len(n) == 1
 
 
+def test_the_notify_tells_the_granted_expiry_whatever_the_clock_reads() -> None:
+    """(now + 3600) - now is 3600.0000000000005 at some clock values: the NOTIFY that
+    follows a refresh said ``expires=3601``, one second more than the 200 granted."""
+    now = 8098.51016022
+    assert (now + 3600) - now > 3600  # such a clock value
+    n = notifier()
+    sub(n, subscribe(expires=600), now=now - 10)
+    (ok,), (first,), _ = split(n)
+    answer(n, first)
+    sub(n, subscribe(expires=3600, to_tag=ok.to_tag or "", cseq=2), now=now)
+    (refreshed,), (notify,), _ = split(n)
+    assert refreshed.headers.get("Expires") == "3600"
+    assert state_of(notify) == "active;expires=3600"
+
+
 def test_unsubscribe_expires_0_gets_200_then_final_notify_terminated() -> None:
     n = notifier()
     sub(n, subscribe())

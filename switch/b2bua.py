@@ -708,11 +708,9 @@ class B2bua:
         self.execute(running)
 
     def _config(self, peer: Endpoint) -> SessionConfig:
-        """Contact and Via for a leg towards ``peer`` (the listener of its transport)."""
-        local = self.stack.transport.local_address(peer.transport, peer.host)
-        sent_by = hostport(*(local or ("127.0.0.1", 5060)))
-        param = "" if peer.transport == "UDP" else f";transport={peer.transport.lower()}"
-        return SessionConfig(contact=f"<sip:{sent_by}{param}>", via=(peer.transport, sent_by))
+        """Contact and Via for a leg towards ``peer`` (``Stack.local_contact``)."""
+        contact, via = self.stack.local_contact(peer)
+        return SessionConfig(contact=contact, via=via)
 
     # -- executing a call's commands --------------------------------------------------------
     def _index(self, running: _Running, call_id: str) -> None:

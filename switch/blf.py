@@ -57,7 +57,7 @@ from switch.sip.dialog_info import (
     fitted,
     with_version,
 )
-from switch.sip.endpoint import Endpoint, hostport
+from switch.sip.endpoint import Endpoint
 from switch.sip.errors import ParseError
 from switch.sip.events import (
     Event,
@@ -368,11 +368,9 @@ class Blf:
             self.stack.send_response(self.registrar.core.reply(request, status, reason))
 
     def _local(self, peer: Endpoint) -> tuple[str, tuple[str, str]]:
-        """Our Contact and Via sent-by towards ``peer`` (its transport's listener)."""
-        local = self.stack.transport.local_address(peer.transport, peer.host)
-        sent_by = hostport(*(local or ("127.0.0.1", 5060)))
-        param = "" if peer.transport == "UDP" else f";transport={peer.transport.lower()}"
-        return f"<sip:{sent_by}{param}>", (peer.transport, sent_by)
+        """Our Contact and Via sent-by towards ``peer`` (``Stack.local_contact``)."""
+        local: tuple[str, tuple[str, str]] = self.stack.local_contact(peer)
+        return local
 
     # -- calls ----------------------------------------------------------------------------
     def call_changed(self, call: Call) -> None:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 from switch.log import log_sip
 from switch.sip import via as sip_via
 from switch.sip.core import StatelessCore
-from switch.sip.endpoint import Endpoint
+from switch.sip.endpoint import Endpoint, hostport
 from switch.sip.errors import MessageTooLarge, ParseError, SipError
 from switch.sip.events import Event, RequestReceived
 from switch.sip.headers import Via, parse_via
@@ -191,6 +191,15 @@ class Stack:
             self._unexpected("transport_error", dest)
             return
         self._pump()
+
+    def local_contact(self, peer: Endpoint) -> tuple[str, tuple[str, str]]:
+        """Our Contact and Via ``(transport, sent-by)`` for requests to ``peer``: the
+        address of the listener of its transport that ``peer`` can answer to
+        (``Transport.local_address``), ``;transport=`` for TCP and TLS."""
+        local = self.transport.local_address(peer.transport, peer.host)
+        sent_by = hostport(*(local or ("127.0.0.1", 5060)))
+        param = "" if peer.transport == "UDP" else f";transport={peer.transport.lower()}"
+        return f"<sip:{sent_by}{param}>", (peer.transport, sent_by)
 
     # -- intents (used by transaction users) -------------------------------------------
     def send_request(self, request: Request, dest: Endpoint) -> ClientKey:

@@ -357,17 +357,23 @@ def test_ban_gate_forgets_expired_bans_as_new_ones_come() -> None:
     assert gate.blocked("192.0.2.3")
 
 
-async def test_silent_ban_still_ends_the_transactions_already_past_the_gate() -> None:
-    """The gate silences a banned source from its ban on; a REGISTER it had already
-    let through has a server transaction waiting (Trying has no timer): it gets 403,
-    like the failure that created the ban."""
-    service, *_ = await make(admission={"silent": True, "max_failures": 1})
+async def banned_by_a_wrong_password(service: RegistrarService) -> None:
+    """401 registers from SOURCE with a wrong password; with ``max_failures: 1`` that
+    failure bans SOURCE, and its answer is 403."""
     challenge = await service.process(register(), SOURCE)
     assert challenge is not None
     wrong = answer(challenge, "401", "not-the-password")
     banning = await service.process(register(authorization=wrong, cseq=2), SOURCE)
     assert banning is not None
     assert banning.status == 403
+
+
+async def test_silent_ban_still_ends_the_transactions_already_past_the_gate() -> None:
+    """The gate silences a banned source from its ban on; a REGISTER it had already
+    let through has a server transaction waiting (Trying has no timer): it gets 403,
+    like the failure that created the ban."""
+    service, *_ = await make(admission={"silent": True, "max_failures": 1})
+    await banned_by_a_wrong_password(service)
     in_flight = await service.process(register(cseq=3), SOURCE)
     assert in_flight is not None
     assert in_flight.status == 403
@@ -377,12 +383,7 @@ async def test_silent_ban_still_ends_the_transactions_already_past_the_gate() ->
 async def test_a_ban_is_kept_in_wall_time_and_restored_after_a_restart(tmp_path: Path) -> None:
     store = BanStore(bans_db_path(tmp_path))
     service, _, _, clock = await make(bans=store, admission={"max_failures": 1})
-    challenge = await service.process(register(), SOURCE)
-    assert challenge is not None
-    wrong = answer(challenge, "401", "not-the-password")
-    banned = await service.process(register(authorization=wrong, cseq=2), SOURCE)
-    assert banned is not None
-    assert banned.status == 403
+    await banned_by_a_wrong_password(service)
     (ban,) = store.load(clock.wall)
     assert (ban.address, ban.kind) == ("192.0.2.10", "source")
     assert (ban.since, ban.until) == (clock.wall, clock.wall + 86_400)  # wall clock
